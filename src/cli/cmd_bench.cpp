@@ -1,0 +1,136 @@
+// mae bench: training-step (forward + backward + AdamW) and forward-only throughput of a model config.
+// Timings live here and in bench/, never in tests.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/mae.h"
+#include "model/weights.h"
+#include "ops/backend.h"
+#include "train/adamw.h"
+
+namespace mae::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model = "mae_vit_fmnist", checkpoint;
+  int batch_size = 64, threads = 0, steps = 5, warmup = 1;
+  double mask_ratio = 0.75;
+  bool norm_pix_loss = true, json = false;
+};
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Median seconds of `steps` calls after `warmup` untimed ones.
+template <class F> double time_median(int warmup, int steps, F&& f) {
+  for (int i = 0; i < warmup; ++i) f(i);
+  std::vector<double> t;
+  for (int i = 0; i < steps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f(warmup + i);
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void run_bench(const BenchArgs& a) {
+  set_threads(a.threads);
+  ModelConfig cfg;
+  std::string name = a.model;
+  std::unique_ptr<io::SafeTensorsReader> ck;
+  if (!a.checkpoint.empty()) {
+    ck = std::make_unique<io::SafeTensorsReader>(a.checkpoint);
+    cfg = read_config(*ck);
+    name = a.checkpoint;
+  } else {
+    cfg = preset(a.model);
+  }
+  cfg.norm_pix_loss = a.norm_pix_loss;
+  if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
+  if (a.steps < 1 || a.warmup < 0) fail("--steps must be ≥ 1 and --warmup ≥ 0");
+  const int B = a.batch_size, L = cfg.num_patches();
+
+  using Bk = CpuBackend<float>;
+  MaeModel<Bk> m(cfg, B, a.mask_ratio);
+  if (ck) load_params(*ck, m.params(), m.params_data());
+  else m.init(0);
+  const size_t np = m.params().total;
+  float* mom = Bk::alloc<float>(np);
+  float* var = Bk::alloc<float>(np);
+
+  std::mt19937_64 rng(1);
+  std::normal_distribution<float> nd;
+  std::uniform_real_distribution<float> ud;
+  std::vector<float> imgs(size_t(B) * cfg.in_chans * cfg.img_size * cfg.img_size);
+  for (auto& x : imgs) x = nd(rng);
+  const int nnoise = 4;  // a few masks so every step is not the same
+  std::vector<float> noise(size_t(nnoise) * B * L);
+  for (auto& x : noise) x = ud(rng);
+
+  if (!a.json)
+    std::printf("bench %s: batch %d, threads %d, mask %.2f, norm_pix %d, %zu params, activations %.1f MiB\n",
+                name.c_str(), B, current_threads(), a.mask_ratio, int(cfg.norm_pix_loss), np,
+                m.activation_elements() * 4.0 / (1 << 20));
+  long t = 0;
+  const double train_s = time_median(a.warmup, a.steps, [&](int i) {
+    m.zero_grad();
+    m.forward(imgs.data(), noise.data() + size_t(i % nnoise) * B * L);
+    m.backward();
+    adamw_step<Bk>(m.params(), m.params_data(), mom, var, m.grads_data(), 1e-4f, AdamWConfig{}, ++t);
+  });
+  const double fwd_s = time_median(a.warmup, a.steps, [&](int i) {
+    m.forward(imgs.data(), noise.data() + size_t(i % nnoise) * B * L);
+  });
+  const double flops = m.forward_flops();
+  nlohmann::json r = {{"impl", "mae"},
+                      {"model", name},
+                      {"batch", B},
+                      {"threads", current_threads()},
+                      {"train_img_s", B / train_s},
+                      {"fwd_img_s", B / fwd_s},
+                      {"train_gflops", 3 * flops / train_s * 1e-9},
+                      {"fwd_gflops", flops / fwd_s * 1e-9},
+                      {"peak_rss_mib", peak_rss_mib()},
+                      {"blas", "OpenBLAS (OpenMP build)"}};
+  if (a.json) {
+    std::printf("%s\n", r.dump().c_str());
+  } else {
+    std::printf("train step: %8.2f img/s  (%.3f s/step, %.1f GFLOP/s)\n", B / train_s, train_s,
+                3 * flops / train_s * 1e-9);
+    std::printf("forward:    %8.2f img/s  (%.3f s/batch, %.1f GFLOP/s)\n", B / fwd_s, fwd_s, flops / fwd_s * 1e-9);
+    std::printf("peak RSS:   %8.1f MiB\n", peak_rss_mib());
+  }
+  Bk::release(mom);
+  Bk::release(var);
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* c = app.add_subcommand("bench", "Training-step and forward throughput of a model config");
+  c->add_option("--model", a->model, "Preset name")->capture_default_str();
+  c->add_option("--checkpoint", a->checkpoint, "Take the config (and weights) from this checkpoint instead");
+  c->add_option("--batch_size,--batch-size", a->batch_size, "Batch size")->capture_default_str();
+  c->add_option("--threads", a->threads, "Threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
+  c->add_option("--mask_ratio,--mask-ratio", a->mask_ratio, "Masking ratio")->capture_default_str();
+  c->add_option("--norm_pix_loss,--norm-pix-loss", a->norm_pix_loss, "Normalised-pixel target (true/false)")
+      ->capture_default_str();
+  c->add_option("--steps", a->steps, "Timed steps (median reported)")->capture_default_str();
+  c->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str();
+  c->add_flag("--json", a->json, "Print one JSON line");
+  c->callback([a] { run_bench(*a); });
+}
+
+}  // namespace mae::cli

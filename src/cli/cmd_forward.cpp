@@ -1,0 +1,101 @@
+// mae forward: one forward (and backward) on a given batch and noise — the parity contract of DESIGN §5.
+//   IN : imgs f32 (B, C, H, W) already normalised; noise f32 (B, L) optional (seeded uniform [0,1) if absent)
+//   OUT: loss f32 scalar, pred f32 (B, L, p·p·C), mask f32 (B, L), ids_restore i64 (B, L);
+//        with --backward also grad.<param> for every trainable parameter (official names).
+// Everything is validated before anything is written, and the output is written atomically, so an error never
+// leaves a partial file.
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/mae.h"
+#include "model/weights.h"
+#include "ops/backend.h"
+
+namespace mae::cli {
+namespace {
+
+struct ForwardArgs {
+  std::string checkpoint, input, output, model;
+  bool backward = false, norm_pix_loss = false;
+  double mask_ratio = 0.75;
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+void run_forward(const ForwardArgs& a) {
+  set_threads(a.threads);
+  io::SafeTensorsReader ck(a.checkpoint);
+  ModelConfig cfg = a.model.empty() ? read_config(ck) : preset(a.model);
+  if (a.norm_pix_loss) cfg.norm_pix_loss = true;
+  if (!(a.mask_ratio > 0.0 && a.mask_ratio < 1.0))
+    fail("--mask_ratio must be in (0, 1), got ", a.mask_ratio);
+
+  io::SafeTensorsReader in(a.input);
+  if (!in.has("imgs")) fail(a.input, ": no tensor 'imgs' (expected f32 (B, C, H, W))");
+  std::vector<int64_t> ishape;
+  std::vector<float> imgs = in.read_f32("imgs", &ishape);
+  if (ishape.size() != 4 || ishape[0] < 1)
+    fail(a.input, ": 'imgs' has shape ", shape_str(ishape), ", expected (B, C, H, W)");
+  if (ishape[1] != cfg.in_chans || ishape[2] != cfg.img_size || ishape[3] != cfg.img_size)
+    fail(a.input, ": 'imgs' has shape ", shape_str(ishape), " but the model takes (B, ", cfg.in_chans, ", ",
+         cfg.img_size, ", ", cfg.img_size, ") (in_chans ", cfg.in_chans, ", img_size ", cfg.img_size, ")");
+  const int B = int(ishape[0]), L = cfg.num_patches(), P = cfg.patch_dim();
+  std::vector<float> noise(size_t(B) * L);
+  if (in.has("noise")) {
+    in.read_f32("noise", noise.data(), {B, L});
+  } else {
+    std::mt19937_64 rng(a.seed);
+    for (auto& x : noise) x = float(double(rng() >> 11) * 0x1.0p-53);
+  }
+
+  MaeModel<CpuBackend<float>> m(cfg, B, a.mask_ratio);
+  load_params(ck, m.params(), m.params_data());
+  const float loss = m.forward(imgs.data(), noise.data());
+  if (a.backward) {
+    m.zero_grad();
+    m.backward();
+  }
+
+  // pred without the cls rows, ids_restore as int64 — the official outputs.
+  std::vector<float> pred(size_t(B) * L * P);
+  for (int b = 0; b < B; ++b)
+    std::copy_n(m.pred() + (size_t(b) * (1 + L) + 1) * P, size_t(L) * P, pred.data() + size_t(b) * L * P);
+  std::vector<int64_t> ids(m.ids_restore(), m.ids_restore() + size_t(B) * L);
+  std::vector<io::TensorOut> out = {
+      {"loss", io::DType::F32, {}, &loss},
+      {"pred", io::DType::F32, {B, L, P}, pred.data()},
+      {"mask", io::DType::F32, {B, L}, m.mask()},
+      {"ids_restore", io::DType::I64, {B, L}, ids.data()},
+  };
+  if (a.backward)
+    for (const auto& s : m.params().specs)
+      out.push_back({"grad." + s.name, io::DType::F32, s.shape, m.grads_data() + s.offset});
+  io::write_safetensors(a.output, out, {{"config", config_to_json(cfg).dump()},
+                                        {"mask_ratio", std::to_string(a.mask_ratio)}});
+  std::printf("loss %.8g  (B=%d, L=%d, len_keep=%d%s) -> %s\n", loss, B, L, m.len_keep(),
+              a.backward ? ", with gradients" : "", a.output.c_str());
+}
+
+}  // namespace
+
+void add_forward(CLI::App& app) {
+  auto a = std::make_shared<ForwardArgs>();
+  auto* c = app.add_subcommand("forward", "One forward (and backward) on a given batch and noise (parity contract)");
+  c->add_option("--checkpoint", a->checkpoint, "Weights (.safetensors with config metadata)")->required();
+  c->add_option("--input", a->input, "Input .safetensors: imgs f32 (B,C,H,W), optional noise f32 (B,L)")
+      ->required();
+  c->add_option("--output", a->output, "Output .safetensors: loss, pred, mask, ids_restore [, grad.*]")->required();
+  c->add_option("--model", a->model, "Preset name, for weights without config metadata");
+  c->add_flag("--backward", a->backward, "Also write grad.<name> for every trainable parameter");
+  c->add_option("--mask_ratio,--mask-ratio", a->mask_ratio, "Masking ratio (fraction of patches removed)")
+      ->capture_default_str();
+  c->add_flag("--norm_pix_loss,--norm-pix-loss", a->norm_pix_loss, "Per-patch normalised pixel target");
+  c->add_option("--seed", a->seed, "Seed of the noise when the input has none")->capture_default_str();
+  c->add_option("--threads", a->threads, "Threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
+  c->callback([a] { run_forward(*a); });
+}
+
+}  // namespace mae::cli

@@ -1,0 +1,19 @@
+// Shared pieces of the subcommands: thread setup, input checks.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace mae::cli {
+
+// Sets OpenMP and OpenBLAS to `threads` (0 = leave the defaults: OMP_NUM_THREADS or all cores). Both run on the
+// same libgomp pool (OpenBLAS OpenMP build), so they never oversubscribe the cores.
+void set_threads(int threads);
+int current_threads();
+
+// Registration of each subcommand (one file each).
+void add_forward(CLI::App& app);
+void add_info(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_init(CLI::App& app);
+
+}  // namespace mae::cli

@@ -1,0 +1,155 @@
+// Datasets: an indexable, read-only collection of labelled 8-bit images. Three kinds users bring (DESIGN §4):
+// MNIST-style IDX files (plain or gzipped), CIFAR-10 binary batches, and image folders (ImageNet-style class
+// subfolders, or a flat folder = one class). open_dataset() picks the kind from what is at the path.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+
+namespace mae {
+
+// Per-channel normalisation constants, in [0, 1] pixel units (torchvision's Normalize after ToTensor).
+struct Normalization {
+  std::vector<float> mean, std;
+};
+Normalization imagenet_normalization();  // mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)
+// A dataset's constants adapted to a model with `channels` channels: grey stats repeated for RGB, RGB stats folded
+// to one channel with PIL's luma weights (an approximation for the std) for a grey model.
+Normalization normalization_for_channels(const Normalization& n, int channels);
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual size_t size() const = 0;
+  virtual int num_classes() const = 0;
+  virtual int label(size_t i) const = 0;
+  // Channels of the data: 1 for IDX, 3 for CIFAR and folders (the official ImageFolder reads with convert('RGB')).
+  // load() of a folder may still return a grey picture (c = 1): the transform converts to the model's channels,
+  // which is exact for grey → RGB and back.
+  virtual int channels() const = 0;
+  // Fixed image size, or 0 when images vary (folders).
+  virtual int height() const { return 0; }
+  virtual int width() const { return 0; }
+  // Decodes image i into out (reusing its buffer). Thread-safe; throws mae::Error naming the file on failure.
+  virtual void load(size_t i, Image& out) const = 0;
+  Image load(size_t i) const {
+    Image img;
+    load(i, img);
+    return img;
+  }
+  virtual std::string name() const = 0;         // kind: "idx", "cifar10", "folder"
+  virtual std::string description() const = 0;  // one line for logs: where, how many, what size, classes
+  virtual std::string item_name(size_t i) const = 0;  // file (and record) of item i, for messages
+  virtual std::vector<std::string> class_names() const = 0;
+  // Normalisation for this data: measured on the train split for IDX (grey), ImageNet's otherwise.
+  virtual Normalization normalization() const { return imagenet_normalization(); }
+};
+
+// Fashion-MNIST from the Debian package dataset-fashion-mnist: the default when no data path is given.
+const char* default_data_path();
+
+// split: "train", or "val"/"test" (synonyms: whichever exists). Detection, in order:
+//   ""                                   → default_data_path()
+//   a directory with *-ubyte[.gz] files   → IDX: train-images/labels for "train", t10k-* otherwise
+//   a directory with data_batch_*.bin / test_batch.bin (or its cifar-10-batches-bin/ subfolder) → CIFAR-10
+//   a directory with train/ or val/ (test/) subfolders → a folder dataset on <path>/<split>
+//   any other directory                   → a folder dataset: class subfolders, or a flat folder of images
+// A missing, non-directory or empty path throws mae::Error naming it.
+std::unique_ptr<Dataset> open_dataset(const std::string& path, const std::string& split);
+
+// ------------------------------------------------------------------------------------------------- implementations
+
+// IDX (LeCun's format): images u8 (n, h, w), labels u8 (n). Both files are read into memory (Fashion-MNIST train:
+// 47 MB); gzip is recognised by its magic bytes. normalization() measures the train images of the same folder
+// once (population mean/std of pixel/255), falling back to this split's images when there is no train file.
+class IdxDataset : public Dataset {
+ public:
+  IdxDataset(const std::string& images_path, const std::string& labels_path, const std::string& train_images_path);
+  size_t size() const override { return labels_.size(); }
+  int num_classes() const override { return num_classes_; }
+  int label(size_t i) const override { return labels_[i]; }
+  int channels() const override { return 1; }
+  int height() const override { return h_; }
+  int width() const override { return w_; }
+  void load(size_t i, Image& out) const override;
+  std::string name() const override { return "idx"; }
+  std::string description() const override;
+  std::string item_name(size_t i) const override;
+  std::vector<std::string> class_names() const override;
+  Normalization normalization() const override;
+
+ private:
+  std::string images_path_, labels_path_, train_images_path_;
+  int h_ = 0, w_ = 0, num_classes_ = 0;
+  std::vector<uint8_t> pixels_;  // (n, h, w)
+  std::vector<uint8_t> labels_;
+  mutable std::once_flag norm_once_;
+  mutable Normalization norm_;
+};
+
+// Reads a whole IDX file (plain or gzip) and checks its header: magic 0x0800 | ndim with unsigned bytes, the
+// expected rank, and a length that matches the dims exactly. dims receives the sizes.
+std::vector<uint8_t> read_idx_file(const std::string& path, int ndim, std::vector<int>& dims);
+
+// CIFAR-10 binary: records of 1 label byte + 3072 pixel bytes (3, 32, 32). Train = data_batch_1..5.bin (the ones
+// present, in order), test = test_batch.bin. Held in memory (the train split: 154 MB).
+class CifarDataset : public Dataset {
+ public:
+  CifarDataset(const std::vector<std::string>& files, const std::string& meta_path);
+  size_t size() const override { return n_; }
+  int num_classes() const override { return 10; }
+  int label(size_t i) const override { return records_[i * kRecord]; }
+  int channels() const override { return 3; }
+  int height() const override { return 32; }
+  int width() const override { return 32; }
+  void load(size_t i, Image& out) const override;
+  std::string name() const override { return "cifar10"; }
+  std::string description() const override;
+  std::string item_name(size_t i) const override;
+  std::vector<std::string> class_names() const override { return classes_; }
+
+  static constexpr size_t kRecord = 1 + 3 * 32 * 32;
+
+ private:
+  std::vector<std::string> files_;
+  std::vector<size_t> file_start_;  // first record of each file
+  std::vector<uint8_t> records_;
+  std::vector<std::string> classes_;
+  size_t n_ = 0;
+};
+
+// Image folder. Class mode (root has subfolders): class = subfolder name, sorted by bytes; files are found
+// recursively inside each class and ordered as torchvision's ImageFolder does (by directory path, then file name),
+// so index i names the same picture as there. Flat mode (no subfolders): every image, one class, label 0.
+// Only .jpg/.jpeg/.png (any case) are read; other files are skipped and counted in the description. Hidden
+// entries (".name") are skipped (torchvision would make a class of .ipynb_checkpoints).
+class FolderDataset : public Dataset {
+ public:
+  explicit FolderDataset(const std::string& root);
+  size_t size() const override { return labels_.size(); }
+  int num_classes() const override { return int(classes_.size()); }
+  int label(size_t i) const override { return labels_[i]; }
+  int channels() const override { return 3; }
+  void load(size_t i, Image& out) const override;
+  std::string name() const override { return "folder"; }
+  std::string description() const override;
+  std::string item_name(size_t i) const override { return path(i); }
+  std::vector<std::string> class_names() const override { return classes_; }
+  std::string path(size_t i) const;
+
+ private:
+  std::string root_;
+  bool flat_ = false;
+  std::vector<std::string> classes_;
+  // Relative paths packed in one buffer: 1.28M ImageNet names cost ~45 MB this way instead of ~130 MB as strings.
+  std::string names_;
+  std::vector<size_t> name_end_;
+  std::vector<int> labels_;
+  size_t skipped_ = 0;
+};
+
+}  // namespace mae

@@ -1,0 +1,286 @@
+// libjpeg and libpng report errors through callbacks that must not return; both are used with setjmp/longjmp.
+// Rule kept here: the functions that call setjmp hold no C++ objects with destructors (only C structs and pointers to
+// objects owned by their callers), so a longjmp never skips a destructor; the C++ wrappers turn a false return
+// into mae::Error. Throwing from the callbacks instead would unwind through C frames built without unwind tables.
+#include "data/decode.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <unistd.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+#include <png.h>
+
+#include "core/error.h"
+
+namespace mae {
+
+namespace {
+
+constexpr size_t kMsgLen = 256;
+
+// ---------------------------------------------------------------------------------------------------------- JPEG
+
+struct JpegErr {
+  jpeg_error_mgr pub;  // first member: libjpeg hands back a pointer to it
+  jmp_buf jump;
+  char msg[kMsgLen];
+};
+
+void jpeg_error_exit(j_common_ptr cinfo) {
+  auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
+  char buf[JMSG_LENGTH_MAX];
+  (*cinfo->err->format_message)(cinfo, buf);
+  std::snprintf(e->msg, kMsgLen, "%s", buf);
+  std::longjmp(e->jump, 1);
+}
+
+// Warnings (level -1) about corrupt entropy data are tolerated like PIL does, but running out of data is not:
+// libjpeg would pad a truncated file with grey and call it a success.
+void jpeg_emit_message(j_common_ptr cinfo, int level) {
+  if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+    auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
+    std::snprintf(e->msg, kMsgLen, "premature end of JPEG data (truncated file)");
+    std::longjmp(e->jump, 1);
+  }
+  if (level == -1) cinfo->err->num_warnings++;
+}
+
+inline uint8_t muldiv255(int a, int b) {  // PIL's MULDIV255: round(a·b / 255) for 8-bit a, b
+  int t = a * b + 128;
+  return uint8_t(((t >> 8) + t) >> 8);
+}
+
+// PIL's cmyk2rgb; Adobe files store CMYK inverted (PIL's rawmode "CMYK;I").
+void cmyk_row_to_rgb(const uint8_t* in, uint8_t* out, int w, bool adobe) {
+  for (int x = 0; x < w; x++, in += 4, out += 3) {
+    int k = adobe ? 255 - in[3] : in[3];
+    int nk = 255 - k;
+    for (int ch = 0; ch < 3; ch++) {
+      int c = adobe ? 255 - in[ch] : in[ch];
+      int v = nk - muldiv255(c, nk);
+      out[ch] = uint8_t(v < 0 ? 0 : v);
+    }
+  }
+}
+
+bool jpeg_decode(const uint8_t* data, size_t size, Image* out, JpegErr* err) {
+  jpeg_decompress_struct cinfo;
+  std::memset(&cinfo, 0, sizeof cinfo);  // so jpeg_destroy is safe whenever the jump comes
+  cinfo.err = jpeg_std_error(&err->pub);
+  err->pub.error_exit = jpeg_error_exit;
+  err->pub.emit_message = jpeg_emit_message;
+  if (setjmp(err->jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, (unsigned long)size);
+  jpeg_read_header(&cinfo, TRUE);
+  bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  bool adobe = cinfo.saw_Adobe_marker;
+  if (cinfo.num_components == 1)
+    cinfo.out_color_space = JCS_GRAYSCALE;
+  else if (cmyk)
+    cinfo.out_color_space = JCS_CMYK;
+  else
+    cinfo.out_color_space = JCS_RGB;
+  jpeg_start_decompress(&cinfo);
+  int w = int(cinfo.output_width), h = int(cinfo.output_height);
+  int c = cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3;
+  out->resize(w, h, c);
+  // CMYK rows go through a libjpeg-owned scratch row (freed by jpeg_destroy, so nothing leaks on a jump).
+  JSAMPARRAY scratch = cmyk ? (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, JDIMENSION(w) * 4, 1)
+                            : nullptr;
+  while (cinfo.output_scanline < cinfo.output_height) {
+    uint8_t* dst = out->px.data() + size_t(cinfo.output_scanline) * w * c;
+    if (cmyk) {
+      jpeg_read_scanlines(&cinfo, scratch, 1);
+      cmyk_row_to_rgb(scratch[0], dst, w, adobe);
+    } else {
+      JSAMPROW row = dst;
+      jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+// ----------------------------------------------------------------------------------------------------------- PNG
+
+struct PngCtx {
+  const uint8_t* data;
+  size_t size, pos;
+  char msg[kMsgLen];
+};
+
+void png_error_fn(png_structp png, png_const_charp m) {
+  auto* ctx = static_cast<PngCtx*>(png_get_error_ptr(png));
+  std::snprintf(ctx->msg, kMsgLen, "%s", m);
+  png_longjmp(png, 1);
+}
+void png_warning_fn(png_structp, png_const_charp) {}  // e.g. "iCCP: known incorrect sRGB profile": harmless
+
+void png_read_fn(png_structp png, png_bytep dst, size_t n) {
+  auto* ctx = static_cast<PngCtx*>(png_get_io_ptr(png));
+  if (n > ctx->size - ctx->pos) png_error(png, "unexpected end of data (truncated file)");
+  std::memcpy(dst, ctx->data + ctx->pos, n);
+  ctx->pos += n;
+}
+
+bool png_decode(PngCtx* ctx, Image* out) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, ctx, png_error_fn, png_warning_fn);
+  if (!png) {
+    std::snprintf(ctx->msg, kMsgLen, "out of memory");
+    return false;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (!info || setjmp(png_jmpbuf(png))) {
+    if (!info) std::snprintf(ctx->msg, kMsgLen, "out of memory");
+    png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+    return false;
+  }
+  png_set_read_fn(png, ctx, png_read_fn);
+  png_read_info(png, info);
+  int color = png_get_color_type(png, info);
+  int depth = png_get_bit_depth(png, info);
+  if (depth == 16) png_set_strip_16(png);  // high byte, as PIL for 16-bit RGB(A)
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);  // may add alpha from tRNS: dropped below
+  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  int passes = png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  int w = int(png_get_image_width(png, info)), h = int(png_get_image_height(png, info));
+  int nc = png_get_channels(png, info);
+  if (png_get_rowbytes(png, info) != size_t(w) * nc) png_error(png, "unexpected row size after transformations");
+  out->resize(w, h, nc);
+  for (int p = 0; p < passes; p++)  // interlaced images fill the rows over several passes
+    for (int y = 0; y < h; y++) png_read_row(png, out->px.data() + size_t(y) * w * nc, nullptr);
+  png_read_end(png, nullptr);  // a file cut anywhere, even after the pixels, is reported
+  png_destroy_read_struct(&png, &info, nullptr);
+  if (nc == 2 || nc == 4) {  // drop alpha in place: the write index never passes the read index
+    int c = nc - 1;
+    uint8_t* p = out->px.data();
+    size_t n = size_t(w) * h;
+    for (size_t i = 0; i < n; i++)
+      for (int ch = 0; ch < c; ch++) p[i * c + ch] = p[i * nc + ch];
+    out->resize(w, h, c);
+  }
+  return true;
+}
+
+struct PngWriteCtx {
+  char msg[kMsgLen];
+};
+
+void png_write_error_fn(png_structp png, png_const_charp m) {
+  auto* ctx = static_cast<PngWriteCtx*>(png_get_error_ptr(png));
+  std::snprintf(ctx->msg, kMsgLen, "%s", m);
+  png_longjmp(png, 1);
+}
+
+bool png_encode(FILE* f, const Image* img, PngWriteCtx* ctx) {
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, ctx, png_write_error_fn, png_warning_fn);
+  if (!png) {
+    std::snprintf(ctx->msg, kMsgLen, "out of memory");
+    return false;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (!info || setjmp(png_jmpbuf(png))) {
+    if (!info) std::snprintf(ctx->msg, kMsgLen, "out of memory");
+    png_destroy_write_struct(&png, info ? &info : nullptr);
+    return false;
+  }
+  static const int kColor[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                PNG_COLOR_TYPE_RGB_ALPHA};
+  png_init_io(png, f);
+  png_set_IHDR(png, info, png_uint_32(img->w), png_uint_32(img->h), 8, kColor[img->c], PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (int y = 0; y < img->h; y++)
+    png_write_row(png, const_cast<png_bytep>(img->px.data() + size_t(y) * img->w * img->c));
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return true;
+}
+
+bool is_jpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
+bool is_png(const uint8_t* d, size_t n) {
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  return n >= 8 && std::memcmp(d, sig, 8) == 0;
+}
+
+}  // namespace
+
+void decode_image_memory(const uint8_t* data, size_t size, const std::string& name, Image& out) {
+  if (is_jpeg(data, size)) {
+    JpegErr err;
+    err.msg[0] = 0;
+    if (!jpeg_decode(data, size, &out, &err)) fail("image ", name, ": corrupt JPEG: ", err.msg);
+  } else if (is_png(data, size)) {
+    PngCtx ctx{data, size, 0, {}};
+    if (!png_decode(&ctx, &out)) fail("image ", name, ": corrupt PNG: ", ctx.msg);
+  } else {
+    fail("image ", name, ": not a JPEG or PNG file (", size == 0 ? "empty" : "unknown magic bytes", ")");
+  }
+  if (out.w <= 0 || out.h <= 0) fail("image ", name, ": has no pixels");
+}
+
+void decode_image(const std::string& path, Image& out) {
+  // The file buffer is per thread and reused: loader workers decode in a loop.
+  thread_local std::vector<uint8_t> buf;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail("image ", path, ": cannot open: ", std::strerror(errno));
+  buf.clear();
+  size_t n = 0;
+  for (;;) {
+    if (buf.size() < n + 65536) buf.resize(std::max(n + 65536, buf.size() * 2));
+    size_t got = std::fread(buf.data() + n, 1, buf.size() - n, f);
+    n += got;
+    if (got == 0) break;
+  }
+  bool bad = std::ferror(f);
+  std::fclose(f);
+  if (bad) fail("image ", path, ": read error");
+  decode_image_memory(buf.data(), n, path, out);
+}
+
+Image decode_image(const std::string& path) {
+  Image img;
+  decode_image(path, img);
+  return img;
+}
+
+void encode_png(const std::string& path, const Image& img) {
+  if (img.c < 1 || img.c > 4 || img.w <= 0 || img.h <= 0 || img.px.size() != img.size())
+    fail("encode_png ", path, ": bad image ", img.w, "x", img.h, "x", img.c, " with ", img.px.size(), " bytes");
+  static std::atomic<unsigned> counter{0};
+  std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail("cannot write ", path, ": ", std::strerror(errno));
+  PngWriteCtx ctx;
+  ctx.msg[0] = 0;
+  bool ok = png_encode(f, &img, &ctx);
+  bool flushed = std::fflush(f) == 0 && fsync(fileno(f)) == 0;
+  bool closed = std::fclose(f) == 0;
+  std::error_code ec;
+  if (!ok || !flushed || !closed) {
+    std::filesystem::remove(tmp, ec);
+    fail("cannot write ", path, ": ", ok ? "write failed (disk full?)" : ctx.msg);
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::string why = ec.message();
+    std::filesystem::remove(tmp, ec);
+    fail("cannot write ", path, ": rename failed: ", why);
+  }
+}
+
+}  // namespace mae

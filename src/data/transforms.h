@@ -1,0 +1,84 @@
+// Image transforms of the official recipes, reproduced to the byte where the official pipeline is deterministic:
+//   train (main_pretrain.py): RandomResizedCrop(S, scale=(0.2, 1.0), interpolation=BICUBIC) → RandomHorizontalFlip
+//                             → ToTensor → Normalize(mean, std)
+//   eval  (main_linprobe/finetune.py): Resize(int(S / crop_pct), BICUBIC) on the shorter side → CenterCrop(S)
+//                             → ToTensor → Normalize
+// The resampling is PIL's (Pillow's Resample.c, 8-bit path): the same fixed-point coefficients, the same
+// horizontal-then-vertical passes with an 8-bit intermediate, so a crop box resized here equals PIL's result
+// exactly. Random draws differ from torch's generator by design: they come from Rng keyed per sample.
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "data/image.h"
+
+namespace mae {
+
+struct CropBox {  // torchvision's (i, j, h, w)
+  int top = 0, left = 0, height = 0, width = 0;
+};
+
+// torchvision RandomResizedCrop.get_params: 10 tries of (area fraction ~ U(scale), log aspect ~ U(log ratio)),
+// w = round(sqrt(area·ar)), h = round(sqrt(area/ar)) (round half to even, as Python), accepted if it fits; then
+// the centre-crop fallback clamped to the ratio range. Draws: 2 per try, then 2 for the position.
+CropBox random_resized_crop_params(int height, int width, double scale_min, double scale_max, double ratio_min,
+                                   double ratio_max, Rng& rng);
+
+// torchvision CenterCrop's box; it may reach outside the image (then the outside is padding of zeros).
+CropBox center_crop_box(int height, int width, int crop_h, int crop_w);
+
+// torchvision Resize(size) with an int: the shorter side becomes `size`, the longer int(size·long/short).
+// Returns (new_h, new_w).
+std::pair<int, int> shorter_side_size(int height, int width, int size);
+
+// Buffers reused between calls (one per worker thread): coefficients and the intermediate row band.
+struct ResampleScratch {
+  std::vector<double> dk;
+  std::vector<int32_t> kx, ky;
+  std::vector<int> bx, by;
+  std::vector<uint8_t> tmp;
+};
+
+// PIL's Image.crop(box).resize((out_w, out_h), Image.BICUBIC) for 8-bit src with any channel count: Keys' cubic
+// (a = -0.5), whose support widens by the scale factor when downscaling (antialiasing). box must lie inside src.
+void resize_bicubic(const Image& src, const CropBox& box, int out_w, int out_h, Image& out, ResampleScratch& s);
+Image resize_bicubic(const Image& src, int out_w, int out_h);
+
+// Channel conversion as PIL's convert(): grey → RGB repeats, RGB → grey by ITU-R 601-2 luma in PIL's fixed point
+// ((19595 R + 38470 G + 7471 B + 2^15) >> 16). c must be 1 or 3 on both sides.
+void convert_channels(const Image& in, int c, Image& out);
+
+struct TransformConfig {
+  int size = 224;      // S: output is (channels, S, S)
+  int channels = 3;    // the model's in_chans
+  bool train = true;   // RandomResizedCrop + flip; else shorter-side resize + centre crop
+  double scale_min = 0.2, scale_max = 1.0;
+  double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;
+  double hflip = 0.5;               // probability
+  double crop_pct = 224.0 / 256.0;  // eval: resize the shorter side to int(S / crop_pct) first
+  Normalization norm;               // per output channel; empty = mean 0, std 1 (plain ToTensor)
+};
+
+struct TransformScratch {
+  Image grey, resized;
+  ResampleScratch resample;
+};
+
+class Transform {
+ public:
+  explicit Transform(const TransformConfig& cfg);
+  const TransformConfig& config() const { return cfg_; }
+  // img (any size, 1 or 3 channels) → out (C, S, S) float. rng is drawn from only in train mode.
+  void apply(const Image& img, Rng& rng, float* out, TransformScratch& s) const;
+  // The 8-bit picture before ToTensor/Normalize ((S, S, C) HWC, flip applied): for previews and tests.
+  void apply_u8(const Image& img, Rng& rng, Image& out, TransformScratch& s) const;
+
+ private:
+  TransformConfig cfg_;
+  std::vector<float> lut_;  // (C, 256): (v / 255 - mean) / std, in float like ToTensor + Normalize
+};
+
+}  // namespace mae

@@ -1,0 +1,82 @@
+#include "io/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mae::io {
+
+namespace {
+
+std::string folder_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+WriteError::WriteError(int e, const char* what_failed)
+    : Error(detail::cat(what_failed, ": ", std::strerror(e))), err(e) {}
+
+void write_all(FILE* f, const void* data, size_t n) {
+  if (n == 0) return;
+  errno = 0;
+  if (std::fwrite(data, 1, n, f) != n) throw WriteError(errno ? errno : EIO);
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(FILE*)>& body) {
+  // Same folder as the target, so that rename() is atomic (same file system); the pid keeps concurrent processes
+  // writing the same target from sharing a temp file.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) {
+    const int e = errno;
+    fail(path, ": cannot create temporary file '", tmp, "': ", std::strerror(e));
+  }
+  auto abandon = [&] {
+    if (f) std::fclose(f);
+    f = nullptr;
+    std::remove(tmp.c_str());
+  };
+  try {
+    errno = 0;
+    body(f);
+    if (std::ferror(f)) throw WriteError(errno ? errno : EIO);
+    // Buffered writes to a full disk only fail here.
+    if (std::fflush(f) != 0) throw WriteError(errno);
+    if (::fsync(::fileno(f)) != 0) throw WriteError(errno, "fsync failed");
+    FILE* g = f;
+    f = nullptr;
+    if (std::fclose(g) != 0) throw WriteError(errno, "close failed");
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      const int e = errno;
+      fail(path, ": cannot rename '", tmp, "' over it: ", std::strerror(e));
+    }
+  } catch (const WriteError& e) {
+    abandon();
+    fail(path, ": ", e.what());
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  // The rename is durable only once the folder's entry is on disk. The new file is already in place, so a failure
+  // here is reported but cannot be undone. Some file systems refuse fsync on folders (EINVAL): nothing to do then.
+  const std::string dir = folder_of(path);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // e.g. no read permission on the folder: the data itself is synced
+  const int rc = ::fsync(fd);
+  const int e = errno;
+  ::close(fd);
+  if (rc != 0 && e != EINVAL && e != ENOTSUP)
+    fail(path, ": written, but syncing folder '", dir, "' failed: ", std::strerror(e));
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  write_file_atomic(path, [&](FILE* f) { write_all(f, bytes.data(), bytes.size()); });
+}
+
+}  // namespace mae::io

@@ -1,0 +1,115 @@
+// MaskedAutoencoderViT (official models_mae.py) with explicit forward and backward, on any backend (ops/backend.h).
+//
+// All trainable parameters live in one flat buffer laid out by the ParamList, gradients in another of the same
+// layout. Activations are allocated once for (config, batch, mask_ratio); forward/backward allocate nothing.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/params.h"
+
+namespace mae {
+
+template <class Bk> class MaeModel {
+ public:
+  using T = typename Bk::T;
+
+  MaeModel(const ModelConfig& cfg, int batch, double mask_ratio);
+  ~MaeModel();
+  MaeModel(const MaeModel&) = delete;
+  MaeModel& operator=(const MaeModel&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  const ParamList& params() const { return plist_; }
+  int batch() const { return B_; }
+  double mask_ratio() const { return mask_ratio_; }
+  int len_keep() const { return K_; }
+  T* params_data() { return params_; }
+  T* grads_data() { return grads_; }
+  const T* params_data() const { return params_; }
+  const T* grads_data() const { return grads_; }
+  T* param(const std::string& name) { return params_ + plist_.find(name).offset; }
+  T* grad(const std::string& name) { return grads_ + plist_.find(name).offset; }
+
+  // Official initialize_weights() from a seed (xavier_uniform Linear weights, zero biases, LayerNorm 1/0,
+  // tokens N(0, .02), patch-embed bias U(±1/√(C·p·p)) as Conv2d's default).
+  void init(uint64_t seed);
+  void zero_grad();
+
+  // imgs (B, C, H, W) already normalised; noise (B, L) decides the mask. Returns the loss; keeps what backward needs.
+  T forward(const T* imgs, const float* noise);
+  // grads += ∂loss/∂params for the last forward (accumulates, so micro-batches add up).
+  void backward();
+  // Encoder half of forward: returns the latent (B, 1+K, D) after the final norm. With mask_ratio 0 and noise
+  // increasing along L, the kept tokens are all patches in their original order (features for embed/probing).
+  const T* forward_encoder(const T* imgs, const float* noise);
+
+  // Results of the last forward.
+  T loss() const { return loss_; }
+  const T* pred() const { return pred_; }        // (B, 1+L, P), row 0 of each sample is the cls output
+  const T* mask() const { return mask_; }        // (B, L), 1 = removed
+  const T* target() const { return target_; }    // (B, L, P), normalised when norm_pix_loss
+  const int* ids_restore() const { return ids_restore_; }  // (B, L)
+  const int* ids_shuffle() const { return ids_shuffle_; }  // (B, L)
+
+  size_t activation_elements() const { return act_total_; }
+  // Model FLOPs of one forward (GEMMs and attention matmuls, 2·M·N·K each); a training step is 3× this.
+  double forward_flops() const;
+
+  struct BlockW {
+    T *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fc1w, *fc1b, *fc2w, *fc2b;
+  };
+  struct BlockA {
+    T *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *xmid, *ln2, *ln2_mean, *ln2_rstd, *fc1, *gelu, *xout;
+  };
+  struct Stream {  // a stack of transformer blocks of one width
+    int Tn, D, H, hidden;
+    std::vector<BlockW> w, g;
+    std::vector<BlockA> a;
+  };
+
+ private:
+  BlockW block_ptrs(T* base, const std::string& prefix) const;
+  void alloc_stream(Stream& s, std::vector<std::pair<T**, size_t>>& req, int Tn);
+  void block_forward(const Stream& s, int i, const T* x);
+  void block_backward(const Stream& s, int i, const T* x, T* dres);
+  const T* stream_forward(const Stream& s, const T* x0);
+  void stream_backward(const Stream& s, const T* x0, T* dres);
+
+  ModelConfig cfg_;
+  ParamList plist_;
+  int B_, L_, K_, P_;
+  double mask_ratio_;
+  T loss_ = 0;
+
+  T* params_ = nullptr;
+  T* grads_ = nullptr;
+  T* arena_ = nullptr;  // all activations and backward scratch
+  size_t act_total_ = 0;
+  int* ids_shuffle_ = nullptr;
+  int* ids_restore_ = nullptr;
+
+  // fixed tables
+  T* pos_ = nullptr;   // (1+L, D)
+  T* dpos_ = nullptr;  // (1+L, E)
+
+  // parameter pointers (params / grads)
+  T *patch_w_, *patch_b_, *cls_, *norm_w_, *norm_b_, *dembed_w_, *dembed_b_, *mask_tok_, *dnorm_w_, *dnorm_b_,
+      *pred_w_, *pred_b_;
+  T *g_patch_w_, *g_patch_b_, *g_cls_, *g_norm_w_, *g_norm_b_, *g_dembed_w_, *g_dembed_b_, *g_mask_tok_,
+      *g_dnorm_w_, *g_dnorm_b_, *g_pred_w_, *g_pred_b_;
+
+  Stream enc_, dec_;
+
+  // activations
+  const T* imgs_ = nullptr;
+  T *patches_, *tok_, *x0_, *enc_out_, *enc_mean_, *enc_rstd_, *y_, *z0_, *dn_, *dn_mean_, *dn_rstd_, *pred_,
+      *target_, *mask_;
+  const T *enc_last_ = nullptr, *dec_last_ = nullptr;
+  // backward scratch, sized for the larger stream
+  T *d_res_, *d_ln_, *d_qkv_, *d_atty_, *d_fc1_, *d_gelu_, *d_att_scratch_, *d_pred_, *d_dn_, *d_y_, *d_enc_, *d_tok_;
+};
+
+}  // namespace mae

@@ -1,0 +1,85 @@
+// Multi-head self-attention core, CPU: one OpenMP task per (b, h) pair, the three products per pair as small GEMMs
+// straight on the strided qkv rows (lda = 3D, no gather). Inside the parallel region OpenBLAS runs single-threaded.
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "ops/cpu/gemm.h"
+#include "ops/ops.h"
+
+namespace mae::cpu {
+
+namespace {
+// In place: each row of s (n, n) becomes softmax(row).
+template <class T> void softmax_rows(T* s, int n) {
+  for (int i = 0; i < n; ++i) {
+    T* r = s + size_t(i) * n;
+    T mx = r[0];
+    for (int j = 1; j < n; ++j) mx = std::max(mx, r[j]);
+    T sum = 0;
+    for (int j = 0; j < n; ++j) {
+      r[j] = std::exp(r[j] - mx);
+      sum += r[j];
+    }
+    const T inv = T(1) / sum;
+    for (int j = 0; j < n; ++j) r[j] *= inv;
+  }
+}
+}  // namespace
+
+// out (B, Tn, D), att (B, H, Tn, Tn), qkv (B, Tn, 3D)
+template <class T> void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int D, int H) {
+  MAE_CHECK(H > 0 && D % H == 0, "D ", D, " H ", H);
+  const int hd = D / H, ld = 3 * D;
+  const T scale = T(1) / std::sqrt(T(hd));
+#pragma omp parallel for schedule(static)
+  for (int bh = 0; bh < B * H; ++bh) {
+    const int b = bh / H, h = bh % H;
+    const T* q = qkv + size_t(b) * Tn * ld + h * hd;  // (Tn, hd), row stride 3D
+    const T* k = q + D;
+    const T* v = q + 2 * D;
+    T* a = att + size_t(bh) * Tn * Tn;  // (Tn, Tn)
+    gemm<T>(false, true, Tn, Tn, hd, scale, q, ld, k, ld, T(0), a, Tn);
+    softmax_rows(a, Tn);
+    gemm<T>(false, false, Tn, hd, Tn, T(1), a, Tn, v, ld, T(0), out + size_t(b) * Tn * D + h * hd, D);
+  }
+}
+
+// dqkv (B, Tn, 3D) +=; scratch (B, H, Tn, Tn)
+template <class T>
+void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* att, int B, int Tn, int D, int H) {
+  if (!dqkv) return;
+  MAE_CHECK(H > 0 && D % H == 0, "D ", D, " H ", H);
+  const int hd = D / H, ld = 3 * D;
+  const T scale = T(1) / std::sqrt(T(hd));
+#pragma omp parallel for schedule(static)
+  for (int bh = 0; bh < B * H; ++bh) {
+    const int b = bh / H, h = bh % H;
+    const size_t off = size_t(b) * Tn * ld + h * hd;
+    const T *q = qkv + off, *k = q + D, *v = q + 2 * D;
+    T *dq = dqkv + off, *dk = dq + D, *dv = dq + 2 * D;
+    const T* a = att + size_t(bh) * Tn * Tn;
+    const T* go = dout + size_t(b) * Tn * D + h * hd;  // (Tn, hd), row stride D
+    T* ds = scratch + size_t(bh) * Tn * Tn;
+    gemm<T>(false, true, Tn, Tn, hd, T(1), go, D, v, ld, T(0), ds, Tn);       // datt = dout · vᵀ
+    gemm<T>(true, false, Tn, hd, Tn, T(1), a, Tn, go, D, T(1), dv, ld);       // dv += attᵀ · dout
+    for (int i = 0; i < Tn; ++i) {                                            // dscores = att ⊙ (datt − Σ datt ⊙ att)
+      const T* ar = a + size_t(i) * Tn;
+      T* dr = ds + size_t(i) * Tn;
+      T dot = 0;
+      for (int j = 0; j < Tn; ++j) dot += dr[j] * ar[j];
+      for (int j = 0; j < Tn; ++j) dr[j] = ar[j] * (dr[j] - dot);
+    }
+    gemm<T>(false, false, Tn, hd, Tn, scale, ds, Tn, k, ld, T(1), dq, ld);    // dq += dscores · k · scale
+    gemm<T>(true, false, Tn, hd, Tn, scale, ds, Tn, q, ld, T(1), dk, ld);     // dk += dscoresᵀ · q · scale
+  }
+}
+
+#define MAE_INSTANTIATE(T)                                                                                  \
+  template void attention_forward<T>(T*, T*, const T*, int, int, int, int);                                \
+  template void attention_backward<T>(T*, T*, const T*, const T*, const T*, int, int, int, int);
+MAE_INSTANTIATE(float)
+MAE_INSTANTIATE(double)
+#undef MAE_INSTANTIATE
+
+}  // namespace mae::cpu

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Bad input to `mae forward` / `mae info`: each case must exit non-zero with a message naming the file or flag and
+# the problem, without a crash (exit code > 128) and without leaving an output file.
+set -uo pipefail
+MAE=$1 SRC=$2
+FX=$SRC/tests/fixtures
+PY=/usr/bin/python3
+[ -x $PY ] || PY=python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+
+# expect_error NAME PATTERN -- command...   (the output file is $tmp/out.safetensors)
+expect_error() {
+  local name=$1 pattern=$2
+  shift 3
+  rm -f "$tmp/out.safetensors"
+  "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+  local rc=$?
+  local msg
+  msg=$(cat "$tmp/stderr" "$tmp/stdout")
+  if [ $rc -eq 0 ] || [ $rc -gt 128 ]; then
+    echo "FAIL $name: exit $rc"; fails=$((fails + 1))
+  elif ! grep -qE -- "$pattern" <<<"$msg"; then
+    echo "FAIL $name: message does not match /$pattern/: $msg"; fails=$((fails + 1))
+  elif [ -e "$tmp/out.safetensors" ] || ls "$tmp"/out.safetensors.tmp* >/dev/null 2>&1; then
+    echo "FAIL $name: an output file was left behind"; fails=$((fails + 1))
+  else
+    echo "ok   $name: $(head -c 160 <<<"$msg" | tr '\n' ' ')"; passes=$((passes + 1))
+  fi
+}
+
+# Rewrites a safetensors file: EDIT is Python code acting on `h` (the header dict) and `data` (bytes).
+rewrite() {  # rewrite IN OUT EDIT
+  $PY - "$1" "$2" "$3" <<'PYEOF'
+import json, struct, sys
+src, dst, edit = sys.argv[1:4]
+b = open(src, 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n]); data = b[8 + n:]
+exec(edit)
+hb = json.dumps(h).encode()
+hb += b' ' * (-len(hb) % 8)
+open(dst, 'wb').write(struct.pack('<Q', len(hb)) + hb + data)
+PYEOF
+}
+
+W=$FX/cfgA.weights.safetensors
+IN=$FX/cfgA.input.safetensors
+OUT=$tmp/out.safetensors
+fwd() { "$MAE" forward --checkpoint "$1" --input "$2" --output "$OUT" "${@:3}"; }
+
+head -c 1000 "$W" >"$tmp/truncated.safetensors"
+expect_error truncated-checkpoint "truncated.safetensors" -- fwd "$tmp/truncated.safetensors" "$IN"
+echo "this is not a safetensors file at all" >"$tmp/text.safetensors"
+expect_error not-safetensors "text.safetensors" -- fwd "$tmp/text.safetensors" "$IN"
+head -c 4 "$W" >"$tmp/tiny.safetensors"
+expect_error shorter-than-header "tiny.safetensors" -- fwd "$tmp/tiny.safetensors" "$IN"
+rewrite "$W" "$tmp/past_end.safetensors" "h['norm.bias']['data_offsets'][1] += 10**6"
+expect_error offsets-past-end "past_end.safetensors" -- fwd "$tmp/past_end.safetensors" "$IN"
+rewrite "$W" "$tmp/missing.safetensors" "del h['blocks.1.mlp.fc2.weight']"
+expect_error missing-tensor "missing.safetensors.*blocks.1.mlp.fc2.weight" -- fwd "$tmp/missing.safetensors" "$IN"
+rewrite "$W" "$tmp/misshaped.safetensors" "e = h['decoder_pred.weight']; e['shape'] = [e['shape'][1], e['shape'][0]]"
+expect_error mis-shaped-tensor "misshaped.safetensors.*decoder_pred.weight" -- fwd "$tmp/misshaped.safetensors" "$IN"
+rewrite "$W" "$tmp/noconfig.safetensors" "h['__metadata__'] = {}"
+expect_error no-config "noconfig.safetensors.*config" -- fwd "$tmp/noconfig.safetensors" "$IN"
+rewrite "$W" "$tmp/badconfig.safetensors" "h['__metadata__']['config'] = '{\"img_size\": 30, \"patch_size\": 4}'"
+expect_error impossible-config "badconfig.safetensors.*divisible" -- fwd "$tmp/badconfig.safetensors" "$IN"
+# Input images of the wrong channels / size (cfgB's input is 3×20×20; cfgA takes 1×28×28), wrong noise.
+expect_error image-shape "cfgB.input.safetensors.*imgs" -- fwd "$W" "$FX/cfgB.input.safetensors"
+rewrite "$IN" "$tmp/badnoise.safetensors" "e = h['noise']; e['shape'] = [e['shape'][0] * e['shape'][1]]"
+expect_error noise-shape "badnoise.safetensors.*noise" -- fwd "$W" "$tmp/badnoise.safetensors"
+rewrite "$IN" "$tmp/noimgs.safetensors" "h['images'] = h.pop('imgs')"
+expect_error no-imgs "noimgs.safetensors.*imgs" -- fwd "$W" "$tmp/noimgs.safetensors"
+expect_error missing-file "does-not-exist.safetensors" -- fwd "$tmp/does-not-exist.safetensors" "$IN"
+expect_error unknown-flag "--bogus" -- fwd "$W" "$IN" --bogus 3
+expect_error bad-mask-ratio "mask_ratio" -- fwd "$W" "$IN" --mask_ratio 1.5
+expect_error unwritable-output "/proc/no/such/dir" -- "$MAE" forward --checkpoint "$W" --input "$IN" --output /proc/no/such/dir/out.safetensors
+expect_error info-truncated "truncated.safetensors" -- "$MAE" info "$tmp/truncated.safetensors"
+expect_error info-past-end "past_end.safetensors" -- "$MAE" info "$tmp/past_end.safetensors"
+expect_error unknown-model "mae_vit_gigantic" -- "$MAE" bench --model mae_vit_gigantic
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]

@@ -1,0 +1,278 @@
+// The whole model: backend agreement (reference loops vs CPU kernels), end-to-end finite differences in double,
+// official initialisation statistics, the parameter list and the sin-cos table.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <cstring>
+#include <set>
+
+#include "core/error.h"
+#include "gradcheck.h"
+#include "model/mae.h"
+#include "model/masking.h"
+#include "model/pos_embed.h"
+#include "ops/backend.h"
+
+using namespace mae;
+using mae::test::expect_close;
+using mae::test::rel_l2;
+
+namespace {
+
+// Odd little config: 3 channels, 4×4 grid of 2-px patches, decoder width ≠ encoder width, several heads.
+ModelConfig tiny(bool norm_pix) {
+  ModelConfig c;
+  c.img_size = 8, c.patch_size = 2, c.in_chans = 3;
+  c.embed_dim = 12, c.depth = 2, c.num_heads = 3;
+  c.decoder_embed_dim = 8, c.decoder_depth = 1, c.decoder_num_heads = 2;
+  c.mlp_ratio = 2.5;  // hidden 30 / 20: not multiples of 8
+  c.norm_pix_loss = norm_pix;
+  return c;
+}
+
+struct Batch {
+  std::vector<double> imgs;
+  std::vector<float> noise;
+};
+
+Batch make_batch(const ModelConfig& c, int B, unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<float> ud;
+  Batch b;
+  b.imgs.resize(size_t(B) * c.in_chans * c.img_size * c.img_size);
+  for (auto& x : b.imgs) x = nd(g);
+  b.noise.resize(size_t(B) * c.num_patches());
+  for (auto& x : b.noise) x = ud(g);
+  return b;
+}
+
+// Random weights (not the official init) so no parameter is trivially 0 or 1.
+template <class Bk> void randomize(MaeModel<Bk>& m, unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<double> nd(0.0, 0.3);
+  for (size_t i = 0; i < m.params().total; ++i) m.params_data()[i] = typename Bk::T(nd(g));
+}
+
+template <class Bk>
+std::vector<double> run(MaeModel<Bk>& m, const Batch& b, double* loss, std::vector<double>* pred = nullptr) {
+  using T = typename Bk::T;
+  std::vector<T> imgs(b.imgs.begin(), b.imgs.end());
+  *loss = double(m.forward(imgs.data(), b.noise.data()));
+  if (pred) {
+    const size_t n = size_t(m.batch()) * (1 + m.config().num_patches()) * m.config().patch_dim();
+    pred->assign(m.pred(), m.pred() + n);
+  }
+  m.zero_grad();
+  m.backward();
+  return std::vector<double>(m.grads_data(), m.grads_data() + m.params().total);
+}
+
+}  // namespace
+
+class ModelBackends : public ::testing::TestWithParam<std::tuple<bool, double>> {};
+
+// The CPU kernels and the reference loops give the same loss, predictions and every gradient.
+TEST_P(ModelBackends, CpuMatchesReference) {
+  const auto [norm_pix, ratio] = GetParam();
+  const ModelConfig c = tiny(norm_pix);
+  const int B = 3;
+  MaeModel<RefBackend<double>> ref(c, B, ratio);
+  MaeModel<CpuBackend<double>> cpu(c, B, ratio);
+  MaeModel<CpuBackend<float>> cpuf(c, B, ratio);
+  randomize(ref, 7);
+  randomize(cpu, 7);
+  randomize(cpuf, 7);
+  const Batch b = make_batch(c, B, 11);
+  double lr, lc, lf;
+  std::vector<double> pr, pc, pf;
+  const auto gr = run(ref, b, &lr, &pr);
+  const auto gc = run(cpu, b, &lc, &pc);
+  const auto gf = run(cpuf, b, &lf, &pf);
+  EXPECT_NEAR(lc, lr, 1e-12 * std::abs(lr));
+  expect_close(pc, pr, 1e-10, 1e-12, "pred cpu<double> vs ref");
+  EXPECT_LT(rel_l2(gc, gr), 1e-11);
+  EXPECT_NEAR(lf, lr, 1e-5 * std::abs(lr));
+  EXPECT_LT(rel_l2(pf, pr), 1e-5);
+  EXPECT_LT(rel_l2(gf, gr), 1e-4);
+  // Every tensor gets a gradient (the key slice of qkv.bias is analytically 0, so look at whole tensors).
+  for (const auto& s : ref.params().specs) {
+    double n = 0;
+    for (size_t i = 0; i < s.numel; ++i) n += gr[s.offset + i] * gr[s.offset + i];
+    EXPECT_GT(n, 0.0) << s.name << " has an all-zero gradient";
+  }
+}
+
+// Finite differences through the whole model, in double, on a sample of every tensor's elements.
+TEST_P(ModelBackends, GradientsMatchFiniteDifferences) {
+  const auto [norm_pix, ratio] = GetParam();
+  const ModelConfig c = tiny(norm_pix);
+  const int B = 2;
+  MaeModel<CpuBackend<double>> m(c, B, ratio);
+  randomize(m, 3);
+  const Batch b = make_batch(c, B, 5);
+  double loss;
+  const auto g = run(m, b, &loss);
+  std::vector<double> imgs(b.imgs.begin(), b.imgs.end());
+  std::mt19937 pick(9);
+  for (const auto& s : m.params().specs) {
+    for (int k = 0; k < 3; ++k) {
+      const size_t i = s.offset + pick() % s.numel;
+      double& p = m.params_data()[i];
+      const double p0 = p, eps = 1e-5;
+      p = p0 + eps;
+      const double fp = m.forward(imgs.data(), b.noise.data());
+      p = p0 - eps;
+      const double fm = m.forward(imgs.data(), b.noise.data());
+      p = p0;
+      const double num = (fp - fm) / (2 * eps);
+      EXPECT_NEAR(g[i], num, 1e-6 + 1e-5 * std::abs(num)) << s.name << "[" << i - s.offset << "]";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(NormPixAndRatio, ModelBackends,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(0.75, 0.5, 0.3)));
+
+TEST(Model, BatchSamplesAreIndependent) {
+  // Sample b's prediction depends only on sample b's image and noise.
+  const ModelConfig c = tiny(true);
+  MaeModel<CpuBackend<double>> m2(c, 2, 0.75), m1(c, 1, 0.75);
+  randomize(m2, 1);
+  randomize(m1, 1);
+  const Batch b = make_batch(c, 2, 2);
+  m2.forward(b.imgs.data(), b.noise.data());
+  const size_t img = size_t(c.in_chans) * c.img_size * c.img_size, L = c.num_patches(), P = c.patch_dim();
+  m1.forward(b.imgs.data() + img, b.noise.data() + L);
+  for (size_t i = 0; i < (1 + L) * P; ++i) ASSERT_NEAR(m2.pred()[(1 + L) * P + i], m1.pred()[i], 1e-12);
+}
+
+TEST(Model, OfficialInitStatistics) {
+  ModelConfig c = tiny(false);
+  c.embed_dim = 64, c.num_heads = 4, c.decoder_embed_dim = 32, c.decoder_num_heads = 4;
+  MaeModel<CpuBackend<float>> m(c, 1, 0.75);
+  m.init(42);
+  const double cpp = double(c.in_chans) * c.patch_size * c.patch_size;
+  for (const auto& s : m.params().specs) {
+    const float* p = m.params_data() + s.offset;
+    double mx = 0, sum = 0, sq = 0;
+    for (size_t i = 0; i < s.numel; ++i) mx = std::max(mx, double(std::abs(p[i]))), sum += p[i], sq += p[i] * p[i];
+    const double mean = sum / s.numel, sd = std::sqrt(sq / s.numel - mean * mean);
+    switch (s.init) {
+      case Init::Xavier: {
+        const double fo = s.shape[0], fi = double(s.numel) / fo, a = std::sqrt(6 / (fi + fo));
+        EXPECT_LE(mx, a) << s.name;
+        EXPECT_GT(mx, 0.8 * a) << s.name;
+        EXPECT_NEAR(sd, a / std::sqrt(3.0), 0.15 * a) << s.name;
+        break;
+      }
+      case Init::ConvBias:
+        EXPECT_LE(mx, 1 / std::sqrt(cpp)) << s.name;
+        EXPECT_GT(mx, 0) << s.name;
+        break;
+      case Init::Normal002:
+        EXPECT_NEAR(sd, 0.02, 0.01) << s.name;
+        break;
+      case Init::One:
+        EXPECT_EQ(mx, 1.0) << s.name;
+        EXPECT_EQ(sd, 0.0) << s.name;
+        break;
+      case Init::Zero:
+        EXPECT_EQ(mx, 0.0) << s.name;
+        break;
+    }
+  }
+  // Same seed, same weights; another seed, others.
+  MaeModel<CpuBackend<float>> m2(c, 1, 0.75), m3(c, 1, 0.75);
+  m2.init(42);
+  m3.init(43);
+  EXPECT_EQ(0, std::memcmp(m.params_data(), m2.params_data(), m.params().total * sizeof(float)));
+  EXPECT_NE(0, std::memcmp(m.params_data(), m3.params_data(), m.params().total * sizeof(float)));
+}
+
+TEST(Model, ParamListOfficialNamesAndGroups) {
+  const ParamList l = make_mae_params(preset("mae_vit_base_patch16"));
+  // patch (2) + cls + 12 blocks × 12 tensors + norm (2) + decoder_embed (2) + mask_token + 8 × 12 + norms + pred
+  EXPECT_EQ(l.specs.size(), size_t(3 + 12 * 12 + 2 + 3 + 8 * 12 + 2 + 2));
+  EXPECT_EQ(l.find("blocks.11.attn.qkv.weight").shape, (std::vector<int64_t>{2304, 768}));
+  EXPECT_EQ(l.find("patch_embed.proj.weight").shape, (std::vector<int64_t>{768, 3, 16, 16}));
+  EXPECT_EQ(l.find("decoder_pred.weight").shape, (std::vector<int64_t>{16 * 16 * 3, 512}));
+  EXPECT_EQ(l.find("cls_token").shape, (std::vector<int64_t>{1, 1, 768}));
+  // Official groups: no decay for 1-D tensors and biases; tokens (3-D) are decayed.
+  for (const auto& s : l.specs) {
+    const bool bias = s.name.size() > 5 && s.name.substr(s.name.size() - 5) == ".bias";
+    EXPECT_EQ(s.decay, !(s.shape.size() == 1 || bias)) << s.name;
+  }
+  EXPECT_TRUE(l.find("cls_token").decay);
+  EXPECT_TRUE(l.find("mask_token").decay);
+  // Trainable parameter count from the architecture: a block has 12·D² + 13·D (qkv, proj, fc1, fc2, 2 norms).
+  size_t n = 0;
+  for (const auto& s : l.specs) n += s.numel;
+  const size_t D = 768, E = 512, Pd = 768;
+  const size_t expect = (D * Pd + D) + D + 12 * (12 * D * D + 13 * D) + 2 * D + (E * D + E) + E +
+                        8 * (12 * E * E + 13 * E) + 2 * E + (Pd * E + Pd);
+  EXPECT_EQ(n, expect);
+  // Offsets are aligned and non-overlapping.
+  size_t end = 0;
+  for (const auto& s : l.specs) {
+    EXPECT_EQ(s.offset % 16, 0u);
+    EXPECT_GE(s.offset, end);
+    end = s.offset + s.numel;
+  }
+  EXPECT_LE(end, l.total);
+}
+
+TEST(Model, SinCosTableMatchesOfficialFormula) {
+  // Hand-evaluated entries of the official get_2d_sincos_pos_embed(8, 3, cls_token=True):
+  // row 1 + i·3 + j: [sin(j·ω0), sin(j·ω1), cos(j·ω0), cos(j·ω1), sin(i·ω0), sin(i·ω1), cos(i·ω0), cos(i·ω1)],
+  // ω_k = 1/10000^(k/2).
+  const auto t = sincos_pos_embed_2d(8, 3, 3, true);
+  ASSERT_EQ(t.size(), 10u * 8);
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(t[k], 0.0f);
+  const double w[2] = {1.0, 1.0 / 100.0};
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      const float* r = &t[(1 + i * 3 + j) * 8];
+      for (int k = 0; k < 2; ++k) {
+        EXPECT_FLOAT_EQ(r[k], std::sin(j * w[k]));
+        EXPECT_FLOAT_EQ(r[2 + k], std::cos(j * w[k]));
+        EXPECT_FLOAT_EQ(r[4 + k], std::sin(i * w[k]));
+        EXPECT_FLOAT_EQ(r[6 + k], std::cos(i * w[k]));
+      }
+    }
+}
+
+TEST(Model, MaskingIsArgsortOfNoise) {
+  const float noise[2 * 5] = {0.5f, 0.1f, 0.9f, 0.3f, 0.7f, /**/ 0.2f, 0.8f, 0.05f, 0.6f, 0.4f};
+  int shuf[10], rest[10];
+  float mask[10];
+  random_masking(shuf, rest, mask, noise, 2, 5, 2);
+  const int want_shuf[10] = {1, 3, 0, 4, 2, /**/ 2, 0, 4, 3, 1};
+  const float want_mask[10] = {1, 0, 1, 0, 1, /**/ 0, 1, 0, 1, 1};
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(shuf[i], want_shuf[i]) << i;
+    EXPECT_EQ(mask[i], want_mask[i]) << i;
+    EXPECT_EQ(shuf[(i / 5) * 5 + rest[i]], i % 5) << i;  // ids_restore = argsort(ids_shuffle)
+  }
+}
+
+TEST(Model, LenKeepUsesPythonFloatArithmetic) {
+  ModelConfig c = tiny(false);  // L = 16
+  EXPECT_EQ(c.len_keep(0.75), 4);
+  EXPECT_EQ(c.len_keep(0.5), 8);
+  c.img_size = 20, c.patch_size = 2;  // L = 100: int(100 · (1 − 0.9)) = int(9.999999999999998) = 9, as in Python
+  EXPECT_EQ(c.len_keep(0.9), 9);
+}
+
+TEST(Model, RejectsImpossibleConfigs) {
+  ModelConfig c = tiny(false);
+  c.img_size = 9;
+  EXPECT_THROW(c.validate("x"), mae::Error);
+  c = tiny(false);
+  c.num_heads = 5;
+  EXPECT_THROW(c.validate("x"), mae::Error);
+  EXPECT_THROW((MaeModel<CpuBackend<float>>(tiny(false), 2, 1.0)), mae::Error);
+  EXPECT_THROW((MaeModel<CpuBackend<float>>(tiny(false), 2, 0.99)), mae::Error);  // keeps no patch of 16
+  EXPECT_THROW(preset("mae_vit_gigantic"), mae::Error);
+}

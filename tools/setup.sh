@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what mae needs from Debian 12 packages (apt) — and with --test what the tests need too — then builds.
+#   tools/setup.sh          build dependencies + Fashion-MNIST, then builds build/mae
+#   tools/setup.sh --test   also GoogleTest and python3-torch/numpy (the PyTorch parity reference), builds tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+test_deps=0
+[ "${1:-}" = "--test" ] && test_deps=1
+
+pkgs=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
+      libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist)
+[ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" != 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B build -G Ninja -DMAE_TESTS=$([ $test_deps = 1 ] && echo ON || echo OFF) >/dev/null
+ninja -C build
