@@ -15,5 +15,7 @@ void add_forward(CLI::App& app);
 void add_info(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_init(CLI::App& app);
+void add_convert(CLI::App& app);
+void add_pretrain(CLI::App& app);
 
 }  // namespace mae::cli

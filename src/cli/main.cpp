@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   mae::cli::add_info(app);
   mae::cli::add_bench(app);
   mae::cli::add_init(app);
+  mae::cli::add_convert(app);
+  mae::cli::add_pretrain(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

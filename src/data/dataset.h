@@ -76,6 +76,7 @@ class IdxDataset : public Dataset {
   int height() const override { return h_; }
   int width() const override { return w_; }
   void load(size_t i, Image& out) const override;
+  using Dataset::load;
   std::string name() const override { return "idx"; }
   std::string description() const override;
   std::string item_name(size_t i) const override;
@@ -107,6 +108,7 @@ class CifarDataset : public Dataset {
   int height() const override { return 32; }
   int width() const override { return 32; }
   void load(size_t i, Image& out) const override;
+  using Dataset::load;
   std::string name() const override { return "cifar10"; }
   std::string description() const override;
   std::string item_name(size_t i) const override;
@@ -135,6 +137,7 @@ class FolderDataset : public Dataset {
   int label(size_t i) const override { return labels_[i]; }
   int channels() const override { return 3; }
   void load(size_t i, Image& out) const override;
+  using Dataset::load;
   std::string name() const override { return "folder"; }
   std::string description() const override;
   std::string item_name(size_t i) const override { return path(i); }

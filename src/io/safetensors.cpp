@@ -69,7 +69,7 @@ bool count(const std::vector<int64_t>& shape, size_t elem_size, int64_t* numel, 
   return true;
 }
 
-// The whole file in memory: mmapped if it is a regular file, else read (pipes, /dev/stdin).
+// The whole file in memory: mmapped if it is a regular file, else read (pipes, /dev/stdin, or under ASan).
 struct FileBytes {
   std::shared_ptr<const void> storage;
   const uint8_t* bytes = nullptr;
@@ -93,7 +93,14 @@ FileBytes load(const std::string& path) {
     fail(path, ": is a directory, not a safetensors file");
   }
   FileBytes fb;
-  if (S_ISREG(st.st_mode)) {
+#ifdef __SANITIZE_ADDRESS__
+  // Under ASan read into an exact-size heap buffer instead: bytes past the end of a mapping (up to the page end)
+  // read as zeros unnoticed, while a heap overrun is reported.
+  constexpr bool use_mmap = false;
+#else
+  constexpr bool use_mmap = true;
+#endif
+  if (use_mmap && S_ISREG(st.st_mode)) {
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     if (size < 8) {
       ::close(fd);
@@ -109,23 +116,24 @@ FileBytes load(const std::string& path) {
     }
   }
   auto buf = std::make_shared<std::vector<uint8_t>>();
+  // One extra byte for a regular file so that the first read that returns 0 needs no regrowth.
+  buf->resize(S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) + 1 : size_t{1} << 16);
+  size_t have = 0;
   for (;;) {
-    const size_t at = buf->size();
-    buf->resize(at + (1 << 20));
-    const ssize_t got = ::read(fd, buf->data() + at, 1 << 20);
+    if (have == buf->size()) buf->resize(2 * buf->size());
+    const ssize_t got = ::read(fd, buf->data() + have, buf->size() - have);
     if (got < 0) {
       const int e = errno;
-      if (e == EINTR) {
-        buf->resize(at);
-        continue;
-      }
+      if (e == EINTR) continue;
       ::close(fd);
       fail(path, ": read failed: ", std::strerror(e));
     }
-    buf->resize(at + static_cast<size_t>(got));
     if (got == 0) break;
+    have += static_cast<size_t>(got);
   }
+  buf->resize(have);
   ::close(fd);
+  buf->shrink_to_fit();  // exact size, so that sanitizers see the true end
   if (buf->size() < 8) fail(path, ": file is ", buf->size(), " bytes, shorter than the 8-byte header length");
   fb.bytes = buf->data();
   fb.size = buf->size();

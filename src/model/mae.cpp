@@ -276,13 +276,13 @@ template <class Bk> typename Bk::T MaeModel<Bk>::forward(const T* imgs, const fl
   return loss_;
 }
 
-template <class Bk> void MaeModel<Bk>::backward() {
+template <class Bk> void MaeModel<Bk>::backward(T dloss) {
   const ModelConfig& c = cfg_;
   const int D = c.embed_dim, E = c.decoder_embed_dim, p = c.patch_size, C = c.in_chans, Cpp = C * p * p;
   const int nE = B_ * (1 + K_), nD = B_ * (1 + L_);
   // loss → pred
   Bk::zero(d_pred_, size_t(nD) * P_);
-  Bk::masked_mse_backward(d_pred_, T(1), pred_, target_, mask_, B_, L_, P_);
+  Bk::masked_mse_backward(d_pred_, dloss, pred_, target_, mask_, B_, L_, P_);
   // decoder_pred, decoder_norm
   Bk::zero(d_dn_, size_t(nD) * E);
   Bk::linear_backward(d_dn_, g_pred_w_, g_pred_b_, d_pred_, dn_, pred_w_, nD, E, P_);

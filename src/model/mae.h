@@ -40,8 +40,9 @@ template <class Bk> class MaeModel {
 
   // imgs (B, C, H, W) already normalised; noise (B, L) decides the mask. Returns the loss; keeps what backward needs.
   T forward(const T* imgs, const float* noise);
-  // grads += ∂loss/∂params for the last forward (accumulates, so micro-batches add up).
-  void backward();
+  // grads += dloss · ∂loss/∂params for the last forward (accumulates, so micro-batches add up; dloss = 1/accum_iter
+  // reproduces the official `loss /= accum_iter`).
+  void backward(T dloss = T(1));
   // Encoder half of forward: returns the latent (B, 1+K, D) after the final norm. With mask_ratio 0 and noise
   // increasing along L, the kept tokens are all patches in their original order (features for embed/probing).
   const T* forward_encoder(const T* imgs, const float* noise);

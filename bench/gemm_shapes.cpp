@@ -1,0 +1,163 @@
+// sgemm throughput on the GEMM shapes the MAE models actually run, to pick the CPU BLAS by measurement.
+// Built once per BLAS by bench/CMakeLists.txt (GEMM_BLAS_OPENBLAS or GEMM_BLAS_BLIS); see bench/README.md.
+//
+//   gemm_shapes_openblas [--threads=N] [Google Benchmark flags]
+//
+// Linear layers: out (M, O) = in (M, I) · W (O, I)ᵀ, exactly the three calls of src/ops/cpu/linear.cpp
+//   fwd: gemm(N,T, M, O, I)   dX: gemm(N,N, M, I, O)   dW: gemm(T,N, O, I, M)
+// Attention: the per-(batch, head) products of src/ops/cpu/attention.cpp, issued from an OpenMP parallel-for
+// over B·H on the strided qkv rows (lda = 3D), so the BLAS runs inside a parallel region as it does in mae.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#if defined(GEMM_BLAS_BLIS)
+#include <blis.h>
+#elif defined(GEMM_BLAS_OPENBLAS)
+#include <cblas.h>
+#else
+#error "define GEMM_BLAS_OPENBLAS or GEMM_BLAS_BLIS"
+#endif
+
+namespace {
+
+int g_threads = 2;
+
+void set_blas_threads(int n) {
+  omp_set_num_threads(n);
+#if defined(GEMM_BLAS_BLIS)
+  bli_thread_set_num_threads(n);
+#else
+  openblas_set_num_threads(n);
+#endif
+}
+
+std::string blas_name() {
+#if defined(GEMM_BLAS_BLIS)
+  return std::string("BLIS ") + bli_info_get_version_str() + " (arch " + bli_arch_string(bli_arch_query_id()) +
+         ", openmp " + std::to_string(bli_info_get_enable_openmp()) + ")";
+#else
+  return std::string(openblas_get_config()) + " (core " + openblas_get_corename() + ")";
+#endif
+}
+
+std::vector<float> random_buffer(size_t n, unsigned seed) {
+  std::vector<float> v(n);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+// C (M, N) = op(A) · op(B), row-major, beta = 1 like the backward accumulations (forward uses beta = 1 too: bias).
+void bm_gemm(benchmark::State& st, bool ta, bool tb, int M, int N, int K) {
+  set_blas_threads(g_threads);
+  auto A = random_buffer(size_t(M) * K, 1), B = random_buffer(size_t(K) * N, 2);
+  std::vector<float> C(size_t(M) * N, 0.f);
+  const int lda = ta ? M : K, ldb = tb ? K : N;
+  for (auto _ : st) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
+                A.data(), lda, B.data(), ldb, 1.f, C.data(), N);
+    benchmark::ClobberMemory();
+  }
+  st.counters["GFLOPS"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// qkv (B, T, 3D) → att (B·H, T, T) = q·kᵀ·scale, or out (B, T, D) = att · v; one GEMM per (b, h), 2 OpenMP threads.
+void bm_attention(benchmark::State& st, bool scores, int B, int T, int D, int H) {
+  set_blas_threads(g_threads);
+  const int hd = D / H, ld = 3 * D;
+  auto qkv = random_buffer(size_t(B) * T * ld, 3), att = random_buffer(size_t(B) * H * T * T, 4);
+  std::vector<float> out(size_t(B) * T * D);
+  for (auto _ : st) {
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; ++bh) {
+      const int b = bh / H, h = bh % H;
+      const float* q = qkv.data() + size_t(b) * T * ld + h * hd;
+      float* a = att.data() + size_t(bh) * T * T;
+      if (scores)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 0.125f, q, ld, q + D, ld, 0.f, a, T);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.f, a, T, q + 2 * D, ld, 0.f,
+                    out.data() + size_t(b) * T * D + h * hd, D);
+    }
+    benchmark::ClobberMemory();
+  }
+  st.counters["GFLOPS"] =
+      benchmark::Counter(2.0 * B * H * T * T * hd, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+struct Part {
+  const char* name;  // model/part/batch
+  int tokens;        // M = batch · tokens per image
+  int dim, heads, batch, seq;
+};
+
+// Batches of the compare.sh configs; tokens = batch · (1 + visible patches) in the encoder, batch · (1 + L) in
+// the decoder, mask 0.75.
+const Part kParts[] = {
+    {"fmnist_b256/enc", 256 * 13, 192, 3, 256, 13},   {"fmnist_b256/dec", 256 * 50, 128, 4, 256, 50},
+    {"tiny_b32/enc", 32 * 50, 192, 3, 32, 50},        {"tiny_b32/dec", 32 * 197, 512, 16, 32, 197},
+    {"base_b8/enc", 8 * 50, 768, 12, 8, 50},          {"base_b8/dec", 8 * 197, 512, 16, 8, 197},
+};
+
+// Wall time: the BLAS threads do the work, the main thread's CPU time would say nothing.
+template <class... Args> void add(const std::string& name, Args&&... args) {
+  benchmark::RegisterBenchmark(name.c_str(), std::forward<Args>(args)...)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+std::string dims(int a, int b, int c) {
+  return std::to_string(a) + "x" + std::to_string(b) + "x" + std::to_string(c);
+}
+
+void register_all() {
+  for (const Part& p : kParts) {
+    const int D = p.dim;
+    // (in, out) of qkv, proj, fc1, fc2 (mlp_ratio 4)
+    const int io[4][2] = {{D, 3 * D}, {D, D}, {D, 4 * D}, {4 * D, D}};
+    const char* layer[4] = {"qkv", "proj", "fc1", "fc2"};
+    for (int l = 0; l < 4; ++l) {
+      const int M = p.tokens, I = io[l][0], O = io[l][1];
+      const std::string base = std::string(p.name) + "/" + layer[l];
+      add(base + "/fwd:" + dims(M, O, I), bm_gemm, false, true, M, O, I);
+      add(base + "/dX:" + dims(M, I, O), bm_gemm, false, false, M, I, O);
+      add(base + "/dW:" + dims(O, I, M), bm_gemm, true, false, O, I, M);
+    }
+    const int hd = D / p.heads, bh = p.batch * p.heads;
+    add(std::string(p.name) + "/attn/qk:" + std::to_string(bh) + "x" + dims(p.seq, p.seq, hd), bm_attention, true,
+        p.batch, p.seq, D, p.heads);
+    add(std::string(p.name) + "/attn/av:" + std::to_string(bh) + "x" + dims(p.seq, hd, p.seq), bm_attention, false,
+        p.batch, p.seq, D, p.heads);
+  }
+  add("square/fwd:" + dims(2048, 2048, 2048), bm_gemm, false, true, 2048, 2048, 2048);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Our own flag first; Google Benchmark rejects flags it does not know.
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) g_threads = std::atoi(argv[i] + 10);
+    else argv[kept++] = argv[i];
+  }
+  argc = kept;
+  set_blas_threads(g_threads);
+  benchmark::AddCustomContext("blas", blas_name());
+  benchmark::AddCustomContext("blas_threads", std::to_string(g_threads));
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

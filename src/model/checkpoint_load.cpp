@@ -1,0 +1,211 @@
+#include "model/checkpoint_load.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/name_map.h"
+#include "io/safetensors.h"
+#include "io/zip_reader.h"
+
+namespace mae {
+
+namespace {
+
+bool starts(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+// The first bytes of the file, to pick the reader.
+std::vector<uint8_t> head_of(const std::string& path, size_t n) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    const int e = errno;
+    fail(path, ": cannot open: ", std::strerror(e));
+  }
+  std::vector<uint8_t> h(n);
+  h.resize(std::fread(h.data(), 1, n, f));
+  std::fclose(f);
+  return h;
+}
+
+io::TensorMap read_safetensors(const io::SafeTensorsReader& r) {
+  io::TensorMap m;
+  for (const std::string& n : r.names()) {
+    if (starts(n, "optim.") || starts(n, "grad.")) continue;  // a training checkpoint's moments and gradients
+    const io::TensorEntry& e = r.entry(n);
+    io::Tensor t;
+    t.dtype = e.dtype;
+    if (t.is_float()) t.f = r.read_f32(n, &t.shape);
+    else t.i = r.read_i64(n, &t.shape);
+    m.emplace(n, std::move(t));
+  }
+  return m;
+}
+
+nlohmann::json parse_json(const std::string& text, const std::string& where) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail(where, ": not valid JSON: ", e.what());
+  }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail(path, ": cannot open: ", std::strerror(errno));
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+ModelConfig config_from_any_json(const nlohmann::json& j, const std::string& where) {
+  return io::is_hf_config(j) ? io::config_from_hf_json(j, where) : config_from_json(j, where);
+}
+
+// Presets whose every encoder (and, if present, decoder) tensor has the shape found in the file.
+std::string fitting_presets(const io::TensorMap& m) {
+  std::string fits;
+  for (const std::string& name : preset_names()) {
+    const ParamList list = make_mae_params(preset(name));
+    bool ok = true;
+    for (const auto& s : list.specs) {
+      auto it = m.find(s.name);
+      if (it == m.end() ? !is_decoder_param(s.name) : it->second.shape != s.shape) ok = false;
+    }
+    if (ok) fits += (fits.empty() ? "" : ", ") + name;
+  }
+  return fits;
+}
+
+bool is_preset(const std::string& name) {
+  for (const std::string& n : preset_names())
+    if (n == name) return true;
+  return false;
+}
+
+std::string folder_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+}
+
+}  // namespace
+
+bool is_decoder_param(const std::string& n) { return starts(n, "decoder_") || n == "mask_token"; }
+
+LoadedWeights load_weights_any(const std::string& path, const std::string& model, const std::string& config_arg) {
+  LoadedWeights w;
+  w.path = path;
+  std::map<std::string, std::string> meta, args;
+  const std::vector<uint8_t> head = head_of(path, 64);
+  if (io::looks_like_legacy_torch(head.data(), head.size()) || io::looks_like_zip(head.data(), head.size())) {
+    io::PthContents pc = io::read_pth(path);  // refuses the legacy format with advice
+    w.tensors = std::move(pc.tensors);
+    w.format = "pth " + pc.layout;
+    args = std::move(pc.args);
+  } else if (head.size() >= 9 && head[8] == '{') {
+    io::SafeTensorsReader r(path);
+    w.tensors = read_safetensors(r);
+    w.format = "safetensors";
+    meta = r.metadata();
+  } else {
+    fail(path, ": not a checkpoint: neither safetensors nor a PyTorch (torch.save ZIP) file");
+  }
+  if (w.tensors.empty()) fail(path, ": holds no model tensors");
+
+  // DistributedDataParallel's state_dict prefixes every name with "module.".
+  bool all_module = true;
+  for (const auto& [n, t] : w.tensors) all_module &= starts(n, "module.");
+  if (all_module) {
+    io::TensorMap m;
+    for (auto& [n, t] : w.tensors) m.emplace(n.substr(7), std::move(t));
+    w.tensors = std::move(m);
+  }
+
+  const io::NameStyle style = io::detect_style(w.tensors, path);
+  if (style == io::NameStyle::Unknown) {
+    std::string some;
+    int k = 0;
+    for (auto it = w.tensors.begin(); it != w.tensors.end() && k < 4; ++it, ++k) some += (k ? ", " : "") + it->first;
+    fail(path, ": no MAE tensors in it (expected official names like 'blocks.0.attn.qkv.weight' or Hugging Face ones "
+               "like 'vit.encoder.layer.0...'; it has ", some, k < int(w.tensors.size()) ? ", ..." : "", ")");
+  }
+  if (style == io::NameStyle::HF) {
+    w.tensors = io::to_official(std::move(w.tensors), path);
+    w.format += " (Hugging Face names)";
+  }
+  for (const auto& [n, t] : w.tensors) w.has_decoder |= is_decoder_param(n);
+
+  if (!model.empty()) {
+    w.config = preset(model);
+    w.config_source = "--model " + model;
+  } else if (!config_arg.empty()) {
+    const size_t first = config_arg.find_first_not_of(" \t\r\n");
+    const bool inline_json = first != std::string::npos && config_arg[first] == '{';
+    const std::string where = inline_json ? std::string("--config") : config_arg;
+    w.config = config_from_any_json(parse_json(inline_json ? config_arg : read_text(config_arg), where), where);
+    w.config_source = inline_json ? "--config" : "--config " + config_arg;
+  } else if (meta.count("config")) {
+    w.config = config_from_json(parse_json(meta["config"], path + ": metadata \"config\""), path);
+    w.config_source = "the file's metadata";
+  } else if (meta.count("hf_config")) {
+    w.config = io::config_from_hf_json(parse_json(meta["hf_config"], path + ": metadata \"hf_config\""), path);
+    w.config_source = "the file's metadata (hf_config)";
+  } else if (const std::string beside = folder_of(path) + "/config.json";
+             style == io::NameStyle::HF && std::ifstream(beside).good()) {
+    w.config = io::config_from_hf_json(parse_json(read_text(beside), beside), beside);
+    w.config_source = beside;
+  } else if (args.count("model") && is_preset(args["model"])) {
+    // A training checkpoint of main_pretrain.py: args.model, args.input_size, args.norm_pix_loss.
+    w.config = preset(args["model"]);
+    if (args.count("input_size")) {
+      try {
+        w.config.img_size = std::stoi(args["input_size"]);
+      } catch (const std::exception&) {
+        fail(path, ": args.input_size '", args["input_size"], "' is not an integer");
+      }
+    }
+    if (args.count("norm_pix_loss")) w.config.norm_pix_loss = args["norm_pix_loss"] == "True";
+    w.config.validate(path);
+    w.config_source = "the checkpoint's args (model " + args["model"] + ")";
+  } else {
+    const std::string fits = fitting_presets(w.tensors);
+    fail(path, ": the file carries no model config: give --model NAME",
+         fits.empty() ? std::string(" (no preset has these shapes; or give --config with the constructor's arguments)")
+                      : " (the shapes fit: " + fits + ")",
+         args.count("model") ? " (its args.model '" + args["model"] + "' is not a known preset)" : std::string());
+  }
+  return w;
+}
+
+void fill_params(const LoadedWeights& w, const ParamList& list, float* dst, bool need_decoder) {
+  const ModelConfig& c = w.config;
+  auto check_table = [&](const char* name, const std::vector<int64_t>& want) {
+    auto it = w.tensors.find(name);
+    if (it != w.tensors.end() && it->second.shape != want)
+      fail(w.path, ": ", name, " has shape ", shape_str(it->second.shape), " but the model (img_size ", c.img_size,
+           ", patch_size ", c.patch_size, ", config from ", w.config_source, ") has ", shape_str(want),
+           ": the weights are for another image or patch size (position tables are not interpolated here)");
+  };
+  check_table("pos_embed", pos_embed_shape(c));
+  if (w.has_decoder) check_table("decoder_pos_embed", decoder_pos_embed_shape(c));
+  if (need_decoder && !w.has_decoder)
+    fail(w.path, " is encoder-only (no decoder weights): reconstruct needs a full checkpoint such as "
+                 "mae_visualize_vit_base.pth");
+  for (const ParamSpec& s : list.specs) {
+    if (!w.has_decoder && is_decoder_param(s.name)) continue;
+    auto it = w.tensors.find(s.name);
+    if (it == w.tensors.end())
+      fail(w.path, ": missing tensor '", s.name, "' ", shape_str(s.shape), " (model config from ", w.config_source, ")");
+    const io::Tensor& t = it->second;
+    if (t.shape != s.shape)
+      fail(w.path, ": tensor '", s.name, "' has shape ", shape_str(t.shape), " but the model (config from ",
+           w.config_source, ") expects ", shape_str(s.shape));
+    if (!t.is_float()) fail(w.path, ": tensor '", s.name, "' holds ", io::dtype_name(t.dtype), ", not floating point");
+    std::copy(t.f.begin(), t.f.end(), dst + s.offset);
+  }
+}
+
+}  // namespace mae
