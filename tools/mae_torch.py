@@ -27,6 +27,8 @@ PRESETS = {
                                  decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0),
     "mae_vit_fmnist": dict(img_size=28, patch_size=4, in_chans=1, embed_dim=192, depth=12, num_heads=3,
                            decoder_embed_dim=128, decoder_depth=4, decoder_num_heads=4, mlp_ratio=4.0),
+    "mae_vit_fmnist_small": dict(img_size=28, patch_size=4, in_chans=1, embed_dim=128, depth=6, num_heads=4,
+                                 decoder_embed_dim=64, decoder_depth=2, decoder_num_heads=4, mlp_ratio=4.0),
 }
 
 CONFIG_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "decoder_embed_dim",

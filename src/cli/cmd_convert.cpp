@@ -29,8 +29,7 @@ void run_convert(const ConvertArgs& a) {
   LoadedWeights w = load_weights_any(a.input, a.model, a.config);
   const ModelConfig& cfg = w.config;
   const ParamList list = make_mae_params(cfg);
-  std::vector<float> params(list.total);
-  fill_params(w, list, params.data(), false);  // validates every shape against the config
+  fill_params(w, list, nullptr, false);  // checks every shape against the config
 
   // Official names in the model's registration order, the fixed tables, then anything else the file had.
   io::TensorMap out;
@@ -41,16 +40,16 @@ void run_convert(const ConvertArgs& a) {
   };
   for (const ParamSpec& s : list.specs) {
     if (!w.has_decoder && is_decoder_param(s.name)) continue;
-    io::Tensor t;
-    t.shape = s.shape;
-    t.f.assign(params.begin() + static_cast<std::ptrdiff_t>(s.offset),
-               params.begin() + static_cast<std::ptrdiff_t>(s.offset + s.numel));
+    io::Tensor t = std::move(w.tensors.at(s.name));  // moved, not copied: ViT-H weights are 2.5 GB
+    w.tensors.erase(s.name);
+    t.dtype = io::DType::F32;
     add(s.name, std::move(t));
   }
   auto table = [&](const char* name, int dim, const std::vector<int64_t>& shape) {
     auto it = w.tensors.find(name);  // shape already checked by fill_params
     if (it != w.tensors.end() && it->second.is_float()) {
-      io::Tensor t = it->second;
+      io::Tensor t = std::move(it->second);
+      w.tensors.erase(it);
       t.dtype = io::DType::F32;
       add(name, std::move(t));
     } else {
@@ -64,7 +63,7 @@ void run_convert(const ConvertArgs& a) {
   if (w.has_decoder) table("decoder_pos_embed", cfg.decoder_embed_dim, decoder_pos_embed_shape(cfg));
   std::vector<std::string> extras;
   for (auto& [name, t] : w.tensors)
-    if (!out.count(name)) {
+    if (!out.count(name) && name != "pos_embed" && name != "decoder_pos_embed") {
       extras.push_back(name);
       add(name, std::move(t));
     }

@@ -17,5 +17,10 @@ void add_bench(CLI::App& app);
 void add_init(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_pretrain(CLI::App& app);
+void add_finetune(CLI::App& app);
+void add_knn(CLI::App& app);
+void add_linprobe(CLI::App& app);
+void add_reconstruct(CLI::App& app);
+void add_embed(CLI::App& app);
 
 }  // namespace mae::cli

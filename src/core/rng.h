@@ -16,6 +16,7 @@ constexpr uint64_t shuffle = 0x73687566;   // data: per-epoch permutation, keyed
 constexpr uint64_t mask = 0x6d61736b;      // model: masking noise
 constexpr uint64_t init = 0x696e6974;      // model: parameter initialisation
 constexpr uint64_t drop = 0x64726f70;      // model: drop path / dropout
+constexpr uint64_t mixup = 0x6d697875;     // data: mixup/cutmix of one batch, keyed (epoch, batch index)
 }  // namespace stream
 
 class Rng {

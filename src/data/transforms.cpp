@@ -224,6 +224,13 @@ Transform::Transform(const TransformConfig& cfg) : cfg_(cfg) {
       lut_[size_t(ch) * 256 + v] = (x - n.mean[ch]) / n.std[ch];
     }
   }
+  if (!cfg.auto_augment.empty()) {
+    // timm create_transform: aa_params img_mean = tuple(min(255, round(255 * x)) for x in mean)
+    RandAugmentConfig ra = RandAugmentConfig::parse(cfg.auto_augment);
+    for (int ch = 0; ch < C; ch++) ra.fill.push_back(uint8_t(std::min(255.0, std::nearbyint(255.0 * n.mean[ch]))));
+    randaug_ = std::make_shared<const RandAugment>(ra);
+  }
+  validate(cfg.erasing);
 }
 
 namespace {
@@ -260,6 +267,19 @@ Placed place(const TransformConfig& cfg, const Image& img, Rng& rng, TransformSc
 }  // namespace
 
 void Transform::apply(const Image& img, Rng& rng, float* out, TransformScratch& s) const {
+  if (cfg_.train && (randaug_ || cfg_.erasing.prob > 0)) {
+    // RandomResizedCrop → flip → RandAugment (8-bit) → ToTensor + Normalize → RandomErasing
+    apply_u8(img, rng, s.augmented, s);
+    if (randaug_) randaug_->apply(s.augmented, rng, s.aug_tmp);
+    const Image& a = s.augmented;
+    const int S = cfg_.size, C = cfg_.channels;
+    for (int ch = 0; ch < C; ch++) {
+      const float* lut = &lut_[size_t(ch) * 256];
+      for (size_t i = 0; i < size_t(S) * S; i++) out[size_t(ch) * S * S + i] = lut[a.px[i * C + ch]];
+    }
+    if (cfg_.erasing.prob > 0) random_erase(out, C, S, S, cfg_.erasing, rng);
+    return;
+  }
   Placed p = place(cfg_, img, rng, s);
   const Image& r = *p.r;
   const int S = cfg_.size, C = cfg_.channels;

@@ -8,12 +8,16 @@
 // exactly. Random draws differ from torch's generator by design: they come from Rng keyed per sample.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/image.h"
+#include "data/randaugment.h"
+#include "data/random_erasing.h"
 
 namespace mae {
 
@@ -60,10 +64,13 @@ struct TransformConfig {
   double hflip = 0.5;               // probability
   double crop_pct = 224.0 / 256.0;  // eval: resize the shorter side to int(S / crop_pct) first
   Normalization norm;               // per output channel; empty = mean 0, std 1 (plain ToTensor)
+  // Fine-tuning extras of timm's create_transform (main_finetune.py), train mode only, in this order after the flip:
+  std::string auto_augment;         // --aa, a RandAugment policy such as "rand-m9-mstd0.5-inc1" ("" = none)
+  RandomErasingConfig erasing{0.0}; // --reprob/--remode/--recount, on the normalised tensor (prob 0 = off)
 };
 
 struct TransformScratch {
-  Image grey, resized;
+  Image grey, resized, augmented, aug_tmp;
   ResampleScratch resample;
 };
 
@@ -79,6 +86,7 @@ class Transform {
  private:
   TransformConfig cfg_;
   std::vector<float> lut_;  // (C, 256): (v / 255 - mean) / std, in float like ToTensor + Normalize
+  std::shared_ptr<const RandAugment> randaug_;  // when cfg.auto_augment is set
 };
 
 }  // namespace mae

@@ -12,7 +12,7 @@ namespace {
 
 // Far above what a checkpoint needs (a ViT-H training checkpoint holds some 2000 tensors, ~30k values), far
 // below what would hurt: a hostile data.pkl gets an error, not the machine's memory.
-constexpr size_t kMaxValues = size_t(1) << 21;
+constexpr size_t kMaxValues = size_t(1) << 20;
 constexpr size_t kMaxStack = size_t(1) << 22;
 constexpr size_t kMaxItems = size_t(1) << 24;  // container elements, all containers together
 constexpr size_t kMaxMemo = size_t(1) << 21;
@@ -55,10 +55,8 @@ std::string printable(const std::string& s) {
   return s.size() > 120 ? r + "..." : r;
 }
 
-}  // namespace
-
-std::string Unpickler::kind_name(const Value& v) {
-  switch (v.kind) {
+std::string kind_word(Kind k) {
+  switch (k) {
     case Kind::None: return "None";
     case Kind::Bool: return "bool";
     case Kind::Int: return "int";
@@ -68,12 +66,19 @@ std::string Unpickler::kind_name(const Value& v) {
     case Kind::Tuple: return "tuple";
     case Kind::List: return "list";
     case Kind::Dict: return "dict";
-    case Kind::Global: return "global " + v.s;
+    case Kind::Global: return "global";
     case Kind::Storage: return "storage";
     case Kind::Tensor: return "tensor";
-    case Kind::Object: return v.s;
+    case Kind::Object: return "object";
   }
   return "?";
+}
+}  // namespace
+
+std::string Unpickler::kind_name(const Value& v) {
+  if (v.kind == Kind::Global) return "global " + v.s;
+  if (v.kind == Kind::Object) return v.s;
+  return kind_word(v.kind);
 }
 
 const Value* Unpickler::get(const Value& dict, const std::string& key) const {
@@ -95,6 +100,8 @@ struct Machine {
   std::vector<size_t> marks;  // stack sizes at each MARK
   std::unordered_map<uint32_t, Id> memo;
   size_t items = 0;
+
+  Machine(Unpickler& un, const uint8_t* data, size_t size) : u(un), p(data), n(size) {}
 
   template <class... A> [[noreturn]] void bad(const A&... what) {
     fail(u.name_, ": pickle: ", what..., " (opcode at byte ", op_pos, ")");
@@ -200,7 +207,7 @@ struct Machine {
   // --- the known constructors, as data -------------------------------------------------------------------
   const Value& as(Id id, Kind k, const char* what) {
     const Value& v = val(id);
-    if (v.kind != k) bad(what, " must be a ", Unpickler::kind_name(Value{k}), ", not ", Unpickler::kind_name(v));
+    if (v.kind != k) bad(what, " must be a ", kind_word(k), ", not ", Unpickler::kind_name(v));
     return v;
   }
   std::vector<int64_t> int_tuple(Id id, const char* what) {
@@ -470,7 +477,7 @@ struct Machine {
 };
 
 Unpickler::Unpickler(const uint8_t* data, size_t size, std::string name) : name_(std::move(name)) {
-  Machine m{*this, data, size};
+  Machine m(*this, data, size);
   m.run();
 }
 

@@ -1,6 +1,5 @@
 #include "io/pth.h"
 
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 

@@ -59,8 +59,16 @@ Bytes read_file_bytes(const std::string& path) {
     ::close(fd);
     fail(path, ": is a directory, not a file");
   }
-#ifdef __SANITIZE_ADDRESS__
-  constexpr bool use_mmap = false;  // an exact-size heap buffer, so that overruns are reported
+  // Under AddressSanitizer (GCC says so by __SANITIZE_ADDRESS__, clang by __has_feature) read into an exact-size
+  // heap buffer, so that overruns are reported instead of reading a mapping's zero tail.
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr bool use_mmap = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  constexpr bool use_mmap = false;
+#else
+  constexpr bool use_mmap = true;
+#endif
 #else
   constexpr bool use_mmap = true;
 #endif
@@ -145,9 +153,16 @@ void ZipReader::parse() {
       bad("ZIP64 end record offset ", z64, " is out of range");
     const uint8_t* r = f + z64;
     if (get<uint32_t>(r) != kZip64EndSig) bad("no ZIP64 end record at offset ", z64);
+    // The 32-bit record's fields must either defer (all ones) or agree with the ZIP64 ones.
+    auto agree = [&](uint64_t small, uint64_t ones, uint64_t big, const char* what) {
+      if (small != ones && small != big) bad("the end records disagree on the ", what, " (", small, " and ", big, ")");
+      return big;
+    };
     disk = get<uint32_t>(r + 16), cd_disk = get<uint32_t>(r + 20);
-    n_here = get<uint64_t>(r + 24), n_total = get<uint64_t>(r + 32);
-    cd_size = get<uint64_t>(r + 40), cd_offset = get<uint64_t>(r + 48);
+    n_here = agree(n_here, 0xffff, get<uint64_t>(r + 24), "number of entries");
+    n_total = agree(n_total, 0xffff, get<uint64_t>(r + 32), "number of entries");
+    cd_size = agree(cd_size, 0xffffffff, get<uint64_t>(r + 40), "central directory size");
+    cd_offset = agree(cd_offset, 0xffffffff, get<uint64_t>(r + 48), "central directory offset");
     cd_limit = z64;
   } else if (n_total == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff) {
     bad("the end record defers to ZIP64 records, which are missing");

@@ -204,7 +204,7 @@ void fill_params(const LoadedWeights& w, const ParamList& list, float* dst, bool
       fail(w.path, ": tensor '", s.name, "' has shape ", shape_str(t.shape), " but the model (config from ",
            w.config_source, ") expects ", shape_str(s.shape));
     if (!t.is_float()) fail(w.path, ": tensor '", s.name, "' holds ", io::dtype_name(t.dtype), ", not floating point");
-    std::copy(t.f.begin(), t.f.end(), dst + s.offset);
+    if (dst) std::copy(t.f.begin(), t.f.end(), dst + s.offset);
   }
 }
 

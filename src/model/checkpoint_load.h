@@ -34,7 +34,8 @@ bool is_decoder_param(const std::string& official_name);
 // Fills `dst` (laid out by `list`) from the loaded tensors. Decoder parameters are skipped (left as they are in
 // dst) when the checkpoint has none and need_decoder is false; with need_decoder an encoder-only checkpoint is an
 // error saying so. A missing tensor, a shape other than the model's, or a pos_embed table of another size (other
-// img_size/patch_size: interpolating it is not done here) is an error naming the file and the tensor.
+// img_size/patch_size: interpolating it is not done here) is an error naming the file and the tensor. With dst
+// null it only checks.
 void fill_params(const LoadedWeights& w, const ParamList& list, float* dst, bool need_decoder);
 
 }  // namespace mae

@@ -40,33 +40,24 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio)
   pred_w_ = pp("decoder_pred.weight"), g_pred_w_ = gp("decoder_pred.weight");
   pred_b_ = pp("decoder_pred.bias"), g_pred_b_ = gp("decoder_pred.bias");
 
-  enc_ = {1 + K_, D, cfg.num_heads, cfg.mlp_hidden(), {}, {}, {}};
-  dec_ = {1 + L_, E, cfg.decoder_num_heads, cfg.decoder_mlp_hidden(), {}, {}, {}};
-  for (int i = 0; i < cfg.depth; ++i) {
-    const std::string pre = "blocks." + std::to_string(i) + ".";
-    enc_.w.push_back(block_ptrs(params_, pre));
-    enc_.g.push_back(block_ptrs(grads_, pre));
-  }
-  for (int i = 0; i < cfg.decoder_depth; ++i) {
-    const std::string pre = "decoder_blocks." + std::to_string(i) + ".";
-    dec_.w.push_back(block_ptrs(params_, pre));
-    dec_.g.push_back(block_ptrs(grads_, pre));
-  }
+  enc_.bind(plist_, "blocks.", cfg.depth, params_, grads_, D, cfg.num_heads, cfg.mlp_hidden(), cfg.ln_eps);
+  dec_.bind(plist_, "decoder_blocks.", cfg.decoder_depth, params_, grads_, E, cfg.decoder_num_heads,
+            cfg.decoder_mlp_hidden(), cfg.ln_eps);
 
   // One arena for every activation and backward scratch buffer: sizes first, then pointers.
-  std::vector<std::pair<T**, size_t>> req;
+  ArenaRequests<T> req;
   req.push_back({&pos_, (1 + L) * D});
   req.push_back({&dpos_, (1 + L) * E});
   req.push_back({&patches_, B * L * C * cfg.patch_size * cfg.patch_size});
   req.push_back({&tok_, B * L * D});
   req.push_back({&x0_, B * (1 + K) * D});
-  alloc_stream(enc_, req, 1 + K_);
+  enc_.plan(req, B_, 1 + K_);
   req.push_back({&enc_out_, B * (1 + K) * D});
   req.push_back({&enc_mean_, B * (1 + K)});
   req.push_back({&enc_rstd_, B * (1 + K)});
   req.push_back({&y_, B * (1 + K) * E});
   req.push_back({&z0_, B * (1 + L) * E});
-  alloc_stream(dec_, req, 1 + L_);
+  dec_.plan(req, B_, 1 + L_);
   req.push_back({&dn_, B * (1 + L) * E});
   req.push_back({&dn_mean_, B * (1 + L)});
   req.push_back({&dn_rstd_, B * (1 + L)});
@@ -75,28 +66,18 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio)
   req.push_back({&mask_, B * L});
   // backward scratch, shared by both streams (max of the two)
   const size_t nE = B * (1 + K), nD = B * (1 + L);
-  auto mx = [](size_t a, size_t b) { return a > b ? a : b; };
-  const size_t res = mx(nE * D, nD * E), hid = mx(nE * enc_.hidden, nD * dec_.hidden);
-  req.push_back({&d_res_, res});
-  req.push_back({&d_ln_, res});
-  req.push_back({&d_qkv_, 3 * res});
-  req.push_back({&d_atty_, res});
-  req.push_back({&d_fc1_, hid});
-  req.push_back({&d_gelu_, hid});
-  req.push_back({&d_att_scratch_, mx(B * enc_.H * (1 + K) * (1 + K), B * dec_.H * (1 + L) * (1 + L))});
+  auto need = enc_.scratch_size();
+  need.merge(dec_.scratch_size());
+  req.push_back({&d_res_, need.nd});
+  scratch_.plan(req, need);
   req.push_back({&d_pred_, nD * P});
   req.push_back({&d_dn_, nD * E});
   req.push_back({&d_y_, nE * E});
   req.push_back({&d_enc_, nE * D});
   req.push_back({&d_tok_, B * L * D});
-  act_total_ = 0;
-  for (auto& r : req) act_total_ += (r.second + 15) / 16 * 16;
-  arena_ = Bk::template alloc<T>(act_total_);
-  size_t off = 0;
-  for (auto& r : req) {
-    *r.first = arena_ + off;
-    off += (r.second + 15) / 16 * 16;
-  }
+  arena_ = allocate_arena<Bk>(req, &act_total_);
+  enc_.use_scratch(&scratch_);
+  dec_.use_scratch(&scratch_);
   ids_shuffle_ = new int[B * L];
   ids_restore_ = new int[B * L];
 
@@ -113,34 +94,6 @@ template <class Bk> MaeModel<Bk>::~MaeModel() {
   Bk::release(arena_);
   delete[] ids_shuffle_;
   delete[] ids_restore_;
-}
-
-template <class Bk> typename MaeModel<Bk>::BlockW MaeModel<Bk>::block_ptrs(T* base, const std::string& pre) const {
-  auto p = [&](const char* n) { return base + plist_.find(pre + n).offset; };
-  return {p("norm1.weight"), p("norm1.bias"), p("attn.qkv.weight"), p("attn.qkv.bias"),
-          p("attn.proj.weight"), p("attn.proj.bias"), p("norm2.weight"), p("norm2.bias"),
-          p("mlp.fc1.weight"), p("mlp.fc1.bias"), p("mlp.fc2.weight"), p("mlp.fc2.bias")};
-}
-
-template <class Bk>
-void MaeModel<Bk>::alloc_stream(Stream& s, std::vector<std::pair<T**, size_t>>& req, int Tn) {
-  const size_t N = size_t(B_) * Tn, D = s.D, Hd = s.hidden;
-  s.a.resize(s.w.size());
-  for (auto& a : s.a) {
-    req.push_back({&a.ln1, N * D});
-    req.push_back({&a.ln1_mean, N});
-    req.push_back({&a.ln1_rstd, N});
-    req.push_back({&a.qkv, N * 3 * D});
-    req.push_back({&a.att, size_t(B_) * s.H * Tn * Tn});
-    req.push_back({&a.atty, N * D});
-    req.push_back({&a.xmid, N * D});
-    req.push_back({&a.ln2, N * D});
-    req.push_back({&a.ln2_mean, N});
-    req.push_back({&a.ln2_rstd, N});
-    req.push_back({&a.fc1, N * Hd});
-    req.push_back({&a.gelu, N * Hd});
-    req.push_back({&a.xout, N * D});
-  }
 }
 
 template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
@@ -182,62 +135,6 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
 
 template <class Bk> void MaeModel<Bk>::zero_grad() { Bk::zero(grads_, plist_.total); }
 
-// ---- one timm Block: x = x + attn(norm1(x)); x = x + mlp(norm2(x)) ----
-template <class Bk> void MaeModel<Bk>::block_forward(const Stream& s, int i, const T* x) {
-  const BlockW& w = s.w[i];
-  const BlockA& a = s.a[i];
-  const int N = B_ * s.Tn, D = s.D, Hd = s.hidden;
-  const T eps = T(cfg_.ln_eps);
-  Bk::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps);  // (N, D)
-  Bk::linear_forward(a.qkv, a.ln1, w.qkvw, w.qkvb, N, D, 3 * D);                      // (N, 3D)
-  Bk::attention_forward(a.atty, a.att, a.qkv, B_, s.Tn, D, s.H);                       // (N, D), att (B,H,Tn,Tn)
-  Bk::linear_forward(a.xmid, a.atty, w.projw, w.projb, N, D, D);                       // proj
-  Bk::add_forward(a.xmid, a.xmid, x, size_t(N) * D);                                   // x + attn(...)
-  Bk::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, w.ln2w, w.ln2b, N, D, eps);
-  Bk::linear_forward(a.fc1, a.ln2, w.fc1w, w.fc1b, N, D, Hd);  // (N, Hd)
-  Bk::gelu_forward(a.gelu, a.fc1, size_t(N) * Hd);
-  Bk::linear_forward(a.xout, a.gelu, w.fc2w, w.fc2b, N, Hd, D);  // (N, D)
-  Bk::add_forward(a.xout, a.xout, a.xmid, size_t(N) * D);        // x + mlp(...)
-}
-
-// dres holds ∂loss/∂xout on entry and ∂loss/∂x on exit: both residual branches accumulate into it in place.
-template <class Bk> void MaeModel<Bk>::block_backward(const Stream& s, int i, const T* x, T* dres) {
-  const BlockW& w = s.w[i];
-  const BlockW& g = s.g[i];
-  const BlockA& a = s.a[i];
-  const int N = B_ * s.Tn, D = s.D, Hd = s.hidden;
-  const size_t nd = size_t(N) * D, nh = size_t(N) * Hd;
-  // mlp branch
-  Bk::zero(d_gelu_, nh);
-  Bk::linear_backward(d_gelu_, g.fc2w, g.fc2b, dres, a.gelu, w.fc2w, N, Hd, D);
-  Bk::zero(d_fc1_, nh);
-  Bk::gelu_backward(d_fc1_, d_gelu_, a.fc1, nh);
-  Bk::zero(d_ln_, nd);
-  Bk::linear_backward(d_ln_, g.fc1w, g.fc1b, d_fc1_, a.ln2, w.fc1w, N, D, Hd);
-  Bk::layernorm_backward(dres, g.ln2w, g.ln2b, d_ln_, a.xmid, w.ln2w, a.ln2_mean, a.ln2_rstd, N, D);
-  // attention branch
-  Bk::zero(d_atty_, nd);
-  Bk::linear_backward(d_atty_, g.projw, g.projb, dres, a.atty, w.projw, N, D, D);
-  Bk::zero(d_qkv_, 3 * nd);
-  Bk::attention_backward(d_qkv_, d_att_scratch_, d_atty_, a.qkv, a.att, B_, s.Tn, D, s.H);
-  Bk::zero(d_ln_, nd);
-  Bk::linear_backward(d_ln_, g.qkvw, g.qkvb, d_qkv_, a.ln1, w.qkvw, N, D, 3 * D);
-  Bk::layernorm_backward(dres, g.ln1w, g.ln1b, d_ln_, x, w.ln1w, a.ln1_mean, a.ln1_rstd, N, D);
-}
-
-template <class Bk> const typename Bk::T* MaeModel<Bk>::stream_forward(const Stream& s, const T* x0) {
-  const T* x = x0;
-  for (size_t i = 0; i < s.w.size(); ++i) {
-    block_forward(s, int(i), x);
-    x = s.a[i].xout;
-  }
-  return x;
-}
-
-template <class Bk> void MaeModel<Bk>::stream_backward(const Stream& s, const T* x0, T* dres) {
-  for (int i = int(s.w.size()) - 1; i >= 0; --i) block_backward(s, i, i == 0 ? x0 : s.a[i - 1].xout, dres);
-}
-
 template <class Bk> const typename Bk::T* MaeModel<Bk>::forward_encoder(const T* imgs, const float* noise) {
   const ModelConfig& c = cfg_;
   const int D = c.embed_dim, p = c.patch_size, C = c.in_chans, Cpp = C * p * p;
@@ -250,7 +147,7 @@ template <class Bk> const typename Bk::T* MaeModel<Bk>::forward_encoder(const T*
   // x = x + self.pos_embed[:, 1:, :]; keep visible; cls_token + pos_embed[:, :1, :] prepended
   Bk::encoder_embed_forward(x0_, tok_, cls_, pos_, ids_shuffle_, B_, L_, K_, D);  // (B, 1+K, D)
   // for blk in self.blocks: x = blk(x)
-  enc_last_ = stream_forward(enc_, x0_);
+  enc_last_ = enc_.forward(x0_, B_);
   // x = self.norm(x)
   Bk::layernorm_forward(enc_out_, enc_mean_, enc_rstd_, enc_last_, norm_w_, norm_b_, B_ * (1 + K_), D, T(c.ln_eps));
   return enc_out_;
@@ -264,7 +161,7 @@ template <class Bk> typename Bk::T MaeModel<Bk>::forward(const T* imgs, const fl
   Bk::linear_forward(y_, enc_out_, dembed_w_, dembed_b_, B_ * (1 + K_), D, E);  // (B, 1+K, E)
   // append mask tokens, unshuffle with ids_restore, keep cls first; x = x + self.decoder_pos_embed
   Bk::decoder_embed_forward(z0_, y_, mask_tok_, dpos_, ids_restore_, B_, L_, K_, E);  // (B, 1+L, E)
-  dec_last_ = stream_forward(dec_, z0_);
+  dec_last_ = dec_.forward(z0_, B_);
   // x = self.decoder_norm(x); x = self.decoder_pred(x)  (the cls row is dropped by the loss)
   Bk::layernorm_forward(dn_, dn_mean_, dn_rstd_, dec_last_, dnorm_w_, dnorm_b_, B_ * (1 + L_), E, T(c.ln_eps));
   Bk::linear_forward(pred_, dn_, pred_w_, pred_b_, B_ * (1 + L_), E, P_);  // (B, 1+L, P)
@@ -289,7 +186,7 @@ template <class Bk> void MaeModel<Bk>::backward(T dloss) {
   Bk::zero(d_res_, size_t(nD) * E);
   Bk::layernorm_backward(d_res_, g_dnorm_w_, g_dnorm_b_, d_dn_, dec_last_, dnorm_w_, dn_mean_, dn_rstd_, nD, E);
   // decoder blocks
-  stream_backward(dec_, z0_, d_res_);
+  dec_.backward(z0_, d_res_, B_);
   // unshuffle / mask tokens (decoder_pos_embed is fixed: no gradient)
   Bk::zero(d_y_, size_t(nE) * E);
   Bk::decoder_embed_backward(d_y_, g_mask_tok_, d_res_, ids_restore_, B_, L_, K_, E);
@@ -299,7 +196,7 @@ template <class Bk> void MaeModel<Bk>::backward(T dloss) {
   // encoder norm
   Bk::zero(d_res_, size_t(nE) * D);
   Bk::layernorm_backward(d_res_, g_norm_w_, g_norm_b_, d_enc_, enc_last_, norm_w_, enc_mean_, enc_rstd_, nE, D);
-  stream_backward(enc_, x0_, d_res_);
+  enc_.backward(x0_, d_res_, B_);
   // cls token, gather of visible tokens
   Bk::zero(d_tok_, size_t(B_) * L_ * D);
   Bk::encoder_embed_backward(d_tok_, g_cls_, d_res_, ids_shuffle_, B_, L_, K_, D);

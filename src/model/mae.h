@@ -9,6 +9,7 @@
 
 #include "model/config.h"
 #include "model/params.h"
+#include "model/vit_blocks.h"
 
 namespace mae {
 
@@ -59,26 +60,7 @@ template <class Bk> class MaeModel {
   // Model FLOPs of one forward (GEMMs and attention matmuls, 2·M·N·K each); a training step is 3× this.
   double forward_flops() const;
 
-  struct BlockW {
-    T *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fc1w, *fc1b, *fc2w, *fc2b;
-  };
-  struct BlockA {
-    T *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *xmid, *ln2, *ln2_mean, *ln2_rstd, *fc1, *gelu, *xout;
-  };
-  struct Stream {  // a stack of transformer blocks of one width
-    int Tn, D, H, hidden;
-    std::vector<BlockW> w, g;
-    std::vector<BlockA> a;
-  };
-
  private:
-  BlockW block_ptrs(T* base, const std::string& prefix) const;
-  void alloc_stream(Stream& s, std::vector<std::pair<T**, size_t>>& req, int Tn);
-  void block_forward(const Stream& s, int i, const T* x);
-  void block_backward(const Stream& s, int i, const T* x, T* dres);
-  const T* stream_forward(const Stream& s, const T* x0);
-  void stream_backward(const Stream& s, const T* x0, T* dres);
-
   ModelConfig cfg_;
   ParamList plist_;
   int B_, L_, K_, P_;
@@ -102,15 +84,16 @@ template <class Bk> class MaeModel {
   T *g_patch_w_, *g_patch_b_, *g_cls_, *g_norm_w_, *g_norm_b_, *g_dembed_w_, *g_dembed_b_, *g_mask_tok_,
       *g_dnorm_w_, *g_dnorm_b_, *g_pred_w_, *g_pred_b_;
 
-  Stream enc_, dec_;
+  BlockStack<Bk> enc_, dec_;  // blocks.*, decoder_blocks.*
+  BlockScratch<T> scratch_;   // shared by both stacks (sized for the larger)
 
   // activations
   const T* imgs_ = nullptr;
   T *patches_, *tok_, *x0_, *enc_out_, *enc_mean_, *enc_rstd_, *y_, *z0_, *dn_, *dn_mean_, *dn_rstd_, *pred_,
       *target_, *mask_;
   const T *enc_last_ = nullptr, *dec_last_ = nullptr;
-  // backward scratch, sized for the larger stream
-  T *d_res_, *d_ln_, *d_qkv_, *d_atty_, *d_fc1_, *d_gelu_, *d_att_scratch_, *d_pred_, *d_dn_, *d_y_, *d_enc_, *d_tok_;
+  // backward buffers (d_res_ sized for the larger stream)
+  T *d_res_, *d_pred_, *d_dn_, *d_y_, *d_enc_, *d_tok_;
 };
 
 }  // namespace mae

@@ -11,6 +11,8 @@
 
 namespace mae {
 
+// ConvBias: U(±1/√(C·p·p)), nn.Conv2d's default for the patch-embed bias (and, from kaiming_uniform(a=√5), for its
+// weight too).
 enum class Init { Xavier, Zero, One, Normal002, ConvBias };
 
 struct ParamSpec {
@@ -31,8 +33,15 @@ struct ParamList {
 
  private:
   std::map<std::string, size_t> index_;
-  friend ParamList make_mae_params(const ModelConfig&);
+  friend ParamList make_param_list(std::vector<ParamSpec> specs);
 };
+
+// Lays the specs out in one flat buffer (offsets, numel, 16-element alignment) in the order given.
+ParamList make_param_list(std::vector<ParamSpec> specs);
+
+// Appends the 12 tensors of one timm Block (norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2) named prefix + ...,
+// Linear weights decayed and Xavier-initialised, everything else 1-D and not decayed, all with layer_id `layer`.
+void add_block_params(std::vector<ParamSpec>& v, const std::string& prefix, int64_t D, int64_t hidden, int layer);
 
 // Trainable parameters of MaskedAutoencoderViT (the fixed pos_embed / decoder_pos_embed tables are not in it).
 ParamList make_mae_params(const ModelConfig& c);

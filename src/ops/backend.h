@@ -30,7 +30,18 @@ namespace mae {
   static constexpr auto normalize_target = &ns::normalize_target<T>;          \
   static constexpr auto masked_mse_forward = &ns::masked_mse_forward<T>;      \
   static constexpr auto masked_mse_backward = &ns::masked_mse_backward<T>;    \
-  static constexpr auto adamw_update = &ns::adamw_update<T>;
+  static constexpr auto adamw_update = &ns::adamw_update<T>;                  \
+  static constexpr auto softmax_xent_forward = &ns::softmax_xent_forward<T>;  \
+  static constexpr auto softmax_xent_backward = &ns::softmax_xent_backward<T>; \
+  static constexpr auto batchnorm1d_train_forward = &ns::batchnorm1d_train_forward<T>; \
+  static constexpr auto batchnorm1d_eval_forward = &ns::batchnorm1d_eval_forward<T>; \
+  static constexpr auto batchnorm1d_backward = &ns::batchnorm1d_backward<T>; \
+  static constexpr auto residual_scale_forward = &ns::residual_scale_forward<T>; \
+  static constexpr auto residual_scale_backward = &ns::residual_scale_backward<T>; \
+  static constexpr auto vit_embed_forward = &ns::vit_embed_forward<T>; \
+  static constexpr auto vit_embed_backward = &ns::vit_embed_backward<T>; \
+  static constexpr auto token_pool_forward = &ns::token_pool_forward<T>; \
+  static constexpr auto token_pool_backward = &ns::token_pool_backward<T>;
 
 // Host memory: 64-byte aligned, zero-filled.
 struct HostMemory {

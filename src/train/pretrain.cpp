@@ -28,8 +28,11 @@ using Bk = CpuBackend<float>;
 
 namespace {
 
-nlohmann::json args_json(const PretrainArgs& a) {
-  return {{"model", a.model},         {"input_size", a.input_size},       {"in_chans", a.in_chans},
+// `norm` is what the loader normalised with (measured on the data for IDX): reconstruct/embed read it back as
+// args.normalize so they feed the model pixels scaled the way it was trained.
+nlohmann::json args_json(const PretrainArgs& a, const Normalization& norm) {
+  return {{"normalize", {{"mean", norm.mean}, {"std", norm.std}}},
+          {"model", a.model},         {"input_size", a.input_size},       {"in_chans", a.in_chans},
           {"mask_ratio", a.mask_ratio}, {"norm_pix_loss", a.norm_pix_loss}, {"batch_size", a.batch_size},
           {"epochs", a.epochs},       {"accum_iter", a.accum_iter},       {"weight_decay", a.weight_decay},
           {"lr", a.lr},               {"blr", a.blr},                     {"min_lr", a.min_lr},
@@ -183,7 +186,7 @@ double run_pretrain(const PretrainArgs& a) {
     io::write_file_atomic(log_txt, kept);
   }
 
-  const nlohmann::json args = args_json(a);
+  const nlohmann::json args = args_json(a, lc.transform.norm);
   std::fprintf(stderr, "data: %s\n", ds->description().c_str());
   std::fprintf(stderr, "normalize: mean %s std %s\n", nlohmann::json(lc.transform.norm.mean).dump().c_str(),
                nlohmann::json(lc.transform.norm.std).dump().c_str());
@@ -226,7 +229,7 @@ double run_pretrain(const PretrainArgs& a) {
       const float loss = model.forward(b->images.data(), noise.data());
       if (!std::isfinite(loss)) {
         progress.done();
-        fail("loss is ", loss, " at epoch ", epoch, " batch ", i, " (step ", st.step,
+        fail("loss is ", loss, " at epoch ", epoch + 1, " batch ", i + 1, " (step ", st.step + 1,
              "): stopping. The last good checkpoint is ", fs::exists(ck_last) ? ck_last : std::string("(none yet)"),
              "; try a lower --blr or more --warmup_epochs");
       }

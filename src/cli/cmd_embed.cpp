@@ -1,0 +1,132 @@
+// mae embed: frozen-encoder features of every image of a dataset split, for k-NN, probes, retrieval, plots.
+//   OUT (.safetensors): features F32 (N, D); labels I64 (N) when the data has classes (more than one);
+//   names U8 (newline-separated UTF-8 item names, index order); metadata: config, checkpoint, feature (what a row
+//   is), normalize, dataset, split, class_names (JSON list).
+// The output is written atomically once every image is encoded: an error leaves no file.
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "eval/features.h"
+#include "io/safetensors.h"
+#include "model/pretrained.h"
+#include "train/progress.h"
+
+namespace mae::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct EmbedArgs {
+  std::string checkpoint, model, output, data_path, split = "train";
+  bool global_pool = false, cls_token = false;
+  int batch_size = 64, num_workers = 2, threads = 0;
+  double crop_pct = 1.0;
+};
+
+void run_embed(const EmbedArgs& a) {
+  set_threads(a.threads);
+  if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
+  if (a.num_workers < 0) fail("--num_workers must be ≥ 0, got ", a.num_workers);
+  if (!(a.crop_pct > 0.0 && a.crop_pct <= 1.0)) fail("--crop_pct must be in (0, 1], got ", a.crop_pct);
+  if (a.global_pool && a.cls_token) fail("--global_pool and --cls_token contradict each other");
+  {
+    std::error_code ec;
+    const fs::path p(a.output);
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (fs::is_directory(p, ec)) fail("--output ", a.output, ": is a directory");
+    if (!fs::is_directory(dir, ec)) fail("--output ", a.output, ": folder ", dir.string(), " does not exist");
+  }
+
+  const Pretrained pt = load_pretrained(a.checkpoint, a.model, /*need_decoder=*/false);
+  const ModelConfig& cfg = pt.config;
+  auto ds = open_dataset(a.data_path, a.split);
+  const size_t N = ds->size();
+  const int D = cfg.embed_dim;
+  std::fprintf(stderr, "checkpoint: %s (%s, config from %s)\n", a.checkpoint.c_str(), pt.format.c_str(),
+               pt.config_source.c_str());
+  std::fprintf(stderr, "data: %s\n", ds->description().c_str());
+  std::fprintf(stderr, "normalize: %s %s (%s)\n", nlohmann::json(pt.norm.mean).dump().c_str(),
+               nlohmann::json(pt.norm.std).dump().c_str(), pt.norm_source.c_str());
+
+  const std::string what = a.global_pool ? "mean of the patch tokens of the latent after the encoder's norm"
+                                         : "cls token of the latent after the encoder's norm";
+  auto model = pt.make_model(int(std::min<size_t>(a.batch_size, N)), 0.0);
+  Progress progress;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto report = [&](size_t done, size_t total) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double rate = done / std::max(s, 1e-9);
+    char line[160];
+    std::snprintf(line, sizeof line, "embed %zu/%zu images  %.1f img/s  ETA %s", done, total, rate,
+                  format_duration((total - done) / std::max(rate, 1e-9)).c_str());
+    progress.update(line, done == total);
+  };
+  std::vector<float> feats;
+  try {
+    feats = compute_features(*model, *ds, eval_transform(cfg, pt.norm, a.crop_pct), a.global_pool,
+                             a.num_workers, report);
+  } catch (...) {
+    progress.done();
+    throw;
+  }
+  progress.done();
+
+  std::vector<io::TensorOut> out = {{"features", io::DType::F32, {int64_t(N), D}, feats.data()}};
+  std::vector<int64_t> labels;
+  if (ds->num_classes() > 1) {
+    labels.resize(N);
+    for (size_t i = 0; i < N; i++) labels[i] = ds->label(i);
+    out.push_back({"labels", io::DType::I64, {int64_t(N)}, labels.data()});
+  }
+  std::string names;
+  for (size_t i = 0; i < N; i++) names += (i ? "\n" : "") + ds->item_name(i);
+  out.push_back({"names", io::DType::U8, {int64_t(names.size())}, names.data()});
+  nlohmann::json norm = {{"mean", pt.norm.mean}, {"std", pt.norm.std}};
+  io::write_safetensors(a.output, out,
+                        {{"config", config_to_json(cfg).dump()},
+                         {"checkpoint", a.checkpoint},
+                         {"feature", what},
+                         {"global_pool", a.global_pool ? "true" : "false"},
+                         {"normalize", norm.dump()},
+                         {"dataset", ds->description()},
+                         {"split", a.split},
+                         {"crop_pct", std::to_string(a.crop_pct)},
+                         {"class_names", nlohmann::json(ds->class_names()).dump()}});
+  std::printf("wrote %s: features (%zu, %d) = %s%s\n", a.output.c_str(), N, D, what.c_str(),
+              labels.empty() ? "" : ", labels");
+}
+
+}  // namespace
+
+void add_embed(CLI::App& app) {
+  auto a = std::make_shared<EmbedArgs>();
+  auto* c = app.add_subcommand("embed", "Encoder features of every image of a dataset split (no masking)");
+  c->footer(
+      "Features are read from the encoder's latent after its final `norm` (every patch kept): the cls token by "
+      "default, or with --global_pool the mean of the patch tokens. (Official fine-tuning pools before `norm` and "
+      "applies a trained fc_norm instead; a pretraining checkpoint has no fc_norm.) Output tensors: features F32 "
+      "(N, D), labels I64 (N) when the data has more than one class, names U8 (item names joined by newlines: "
+      "bytes(t).decode().split('\\n')); metadata: config, checkpoint, feature, normalize, dataset, split, "
+      "class_names.");
+  c->add_option("--checkpoint", a->checkpoint, "MAE weights (.safetensors, training checkpoint, official/HF .pth)")
+      ->required();
+  c->add_option("--data_path,--data-path", a->data_path,
+                "IDX folder, CIFAR-10 batches, or image folder; default Fashion-MNIST");
+  c->add_option("--split", a->split, "train, or val/test")->capture_default_str();
+  c->add_option("--output", a->output, "Output .safetensors")->required();
+  c->add_flag("--global_pool,--global-pool", a->global_pool, "Mean of the patch tokens instead of the cls token");
+  c->add_flag("--cls_token,--cls-token", a->cls_token, "The cls token (the default)");
+  c->add_option("--batch_size,--batch-size", a->batch_size, "Images per forward")->capture_default_str();
+  c->add_option("--model", a->model, "Preset name, for weights without config metadata (official .pth)");
+  c->add_option("--crop_pct,--crop-pct", a->crop_pct,
+                "Eval transform: shorter side to size/crop_pct, then centre crop (official eval: 0.875)")
+      ->capture_default_str();
+  c->add_option("--num_workers,--num-workers", a->num_workers, "Decoding threads ahead")->capture_default_str();
+  c->add_option("--threads", a->threads, "Compute threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
+  c->callback([a] { run_embed(*a); });
+}
+
+}  // namespace mae::cli

@@ -1,0 +1,185 @@
+#include "model/vit_blocks.h"
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "ops/backend.h"
+
+namespace mae {
+
+template <class Bk>
+void BlockStack<Bk>::bind(const ParamList& list, const std::string& prefix, int depth, T* params, T* grads, int D,
+                          int H, int hidden, double ln_eps) {
+  D_ = D, H_ = H, hidden_ = hidden, eps_ = T(ln_eps);
+  w_.clear(), g_.clear();
+  for (int i = 0; i < depth; ++i) {
+    const std::string pre = prefix + std::to_string(i) + ".";
+    auto ptrs = [&](T* base) {
+      auto p = [&](const char* n) { return base + list.find(pre + n).offset; };
+      return Weights{p("norm1.weight"),    p("norm1.bias"),     p("attn.qkv.weight"), p("attn.qkv.bias"),
+                     p("attn.proj.weight"), p("attn.proj.bias"), p("norm2.weight"),    p("norm2.bias"),
+                     p("mlp.fc1.weight"),  p("mlp.fc1.bias"),   p("mlp.fc2.weight"),  p("mlp.fc2.bias")};
+    };
+    w_.push_back(ptrs(params));
+    g_.push_back(ptrs(grads));
+  }
+}
+
+template <class Bk> void BlockStack<Bk>::set_drop_path_rate(double rate) {
+  if (!(rate >= 0 && rate < 1)) fail("drop path rate must be in [0, 1), got ", rate);
+  if (batch_ > 0 && (rate > 0) != (rate_ > 0)) fail("BlockStack: set the drop path rate before planning");
+  rate_ = rate;
+}
+
+template <class Bk> double BlockStack<Bk>::block_rate(int i) const {
+  // [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+  const int n = depth();
+  if (n <= 1) return 0.0;
+  return rate_ * double(i) / double(n - 1);
+}
+
+template <class Bk> void BlockStack<Bk>::plan(ArenaRequests<T>& req, int batch, int Tn) {
+  batch_ = batch, Tn_ = Tn;
+  const size_t N = size_t(batch) * Tn, D = D_, Hd = hidden_;
+  a_.assign(w_.size(), Acts{});
+  for (auto& a : a_) {
+    req.push_back({&a.ln1, N * D});
+    req.push_back({&a.ln1_mean, N});
+    req.push_back({&a.ln1_rstd, N});
+    req.push_back({&a.qkv, N * 3 * D});
+    req.push_back({&a.att, size_t(batch) * H_ * Tn * Tn});
+    req.push_back({&a.atty, N * D});
+    req.push_back({&a.xmid, N * D});
+    req.push_back({&a.ln2, N * D});
+    req.push_back({&a.ln2_mean, N});
+    req.push_back({&a.ln2_rstd, N});
+    req.push_back({&a.fc1, N * Hd});
+    req.push_back({&a.gelu, N * Hd});
+    req.push_back({&a.xout, N * D});
+  }
+  if (rate_ > 0) {
+    req.push_back({&scale_, w_.size() * 2 * size_t(batch)});
+    host_scale_.assign(w_.size() * 2 * size_t(batch), T(1));
+  }
+}
+
+template <class Bk> typename BlockScratch<typename Bk::T>::Size BlockStack<Bk>::scratch_size() const {
+  typename BlockScratch<T>::Size s;
+  const size_t N = size_t(batch_) * Tn_;
+  s.nd = N * D_;
+  s.nh = N * hidden_;
+  s.att = size_t(batch_) * H_ * Tn_ * Tn_;
+  s.drop_path = rate_ > 0;
+  return s;
+}
+
+template <class Bk> void BlockStack<Bk>::draw_drop_path(uint64_t key, uint64_t a, const int64_t* ids, int B) {
+  MAE_CHECK(rate_ > 0 && B <= batch_, "draw_drop_path without drop path or batch ", B, " > ", batch_);
+  const size_t stride = size_t(batch_);
+  for (int b = 0; b < B; ++b) {
+    Rng r = Rng::keyed(key, a, uint64_t(ids[b]));
+    for (int i = 0; i < depth(); ++i) {
+      const double p = block_rate(i), keep = 1.0 - p;
+      for (int br = 0; br < 2; ++br) {
+        const double u = r.uniform();
+        // timm: random_tensor = floor(keep_prob + rand); x.div(keep_prob) * random_tensor
+        host_scale_[(size_t(i) * 2 + br) * stride + b] = u >= p ? T(1.0 / keep) : T(0);
+      }
+    }
+  }
+  Bk::upload(scale_, host_scale_.data(), host_scale_.size());
+}
+
+template <class Bk> void BlockStack<Bk>::set_drop_scales(const T* host, int B) {
+  MAE_CHECK(rate_ > 0 && B <= batch_, "set_drop_scales without drop path or batch ", B, " > ", batch_);
+  for (size_t ib = 0; ib < w_.size() * 2; ++ib)
+    for (int b = 0; b < B; ++b) host_scale_[ib * size_t(batch_) + b] = host[ib * size_t(B) + b];
+  Bk::upload(scale_, host_scale_.data(), host_scale_.size());
+}
+
+// ---- one timm Block: x = x + drop_path(attn(norm1(x))); x = x + drop_path(mlp(norm2(x))) ----
+template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int B) {
+  const Weights& w = w_[size_t(i)];
+  const Acts& a = a_[size_t(i)];
+  const int N = B * Tn_, D = D_, Hd = hidden_;
+  const size_t per = size_t(Tn_) * D;
+  Bk::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // (N, D)
+  Bk::linear_forward(a.qkv, a.ln1, w.qkvw, w.qkvb, N, D, 3 * D);                        // (N, 3D)
+  Bk::attention_forward(a.atty, a.att, a.qkv, B, Tn_, D, H_);                           // (N, D), att (B,H,Tn,Tn)
+  Bk::linear_forward(a.xmid, a.atty, w.projw, w.projb, N, D, D);                        // proj
+  if (drops(i)) Bk::residual_scale_forward(a.xmid, x, a.xmid, scale(i, 0), B, per);    // x + drop_path(attn(...))
+  else Bk::add_forward(a.xmid, a.xmid, x, size_t(N) * D);                               // x + attn(...)
+  Bk::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, w.ln2w, w.ln2b, N, D, eps_);
+  Bk::linear_forward(a.fc1, a.ln2, w.fc1w, w.fc1b, N, D, Hd);  // (N, Hd)
+  Bk::gelu_forward(a.gelu, a.fc1, size_t(N) * Hd);
+  Bk::linear_forward(a.xout, a.gelu, w.fc2w, w.fc2b, N, Hd, D);  // (N, D)
+  if (drops(i)) Bk::residual_scale_forward(a.xout, a.xmid, a.xout, scale(i, 1), B, per);  // + drop_path(mlp(...))
+  else Bk::add_forward(a.xout, a.xout, a.xmid, size_t(N) * D);                            // x + mlp(...)
+}
+
+// dres holds ∂loss/∂xout on entry and ∂loss/∂x on exit: both residual branches accumulate into it in place.
+// Under drop path the branch sees scale ⊙ dres (in s.branch) while the skip connection passes dres unchanged.
+template <class Bk> void BlockStack<Bk>::block_backward(int i, const T* x, T* dres, int B) {
+  const Weights& w = w_[size_t(i)];
+  const Weights& g = g_[size_t(i)];
+  const Acts& a = a_[size_t(i)];
+  const BlockScratch<T>& s = *scratch_;
+  const int N = B * Tn_, D = D_, Hd = hidden_;
+  const size_t nd = size_t(N) * D, nh = size_t(N) * Hd, per = size_t(Tn_) * D;
+  const bool dp = drops(i);
+  // mlp branch
+  const T* dmlp = dres;
+  if (dp) {
+    Bk::zero(s.branch, nd);
+    Bk::residual_scale_backward(nullptr, s.branch, dres, scale(i, 1), B, per);
+    dmlp = s.branch;
+  }
+  Bk::zero(s.gelu, nh);
+  Bk::linear_backward(s.gelu, g.fc2w, g.fc2b, dmlp, a.gelu, w.fc2w, N, Hd, D);
+  Bk::zero(s.fc1, nh);
+  Bk::gelu_backward(s.fc1, s.gelu, a.fc1, nh);
+  Bk::zero(s.ln, nd);
+  Bk::linear_backward(s.ln, g.fc1w, g.fc1b, s.fc1, a.ln2, w.fc1w, N, D, Hd);
+  Bk::layernorm_backward(dres, g.ln2w, g.ln2b, s.ln, a.xmid, w.ln2w, a.ln2_mean, a.ln2_rstd, N, D);
+  // attention branch
+  const T* dattn = dres;
+  if (dp) {
+    Bk::zero(s.branch, nd);
+    Bk::residual_scale_backward(nullptr, s.branch, dres, scale(i, 0), B, per);
+    dattn = s.branch;
+  }
+  Bk::zero(s.atty, nd);
+  Bk::linear_backward(s.atty, g.projw, g.projb, dattn, a.atty, w.projw, N, D, D);
+  Bk::zero(s.qkv, 3 * nd);
+  Bk::attention_backward(s.qkv, s.att, s.atty, a.qkv, a.att, B, Tn_, D, H_);
+  Bk::zero(s.ln, nd);
+  Bk::linear_backward(s.ln, g.qkvw, g.qkvb, s.qkv, a.ln1, w.qkvw, N, D, 3 * D);
+  Bk::layernorm_backward(dres, g.ln1w, g.ln1b, s.ln, x, w.ln1w, a.ln1_mean, a.ln1_rstd, N, D);
+}
+
+template <class Bk> const typename Bk::T* BlockStack<Bk>::forward(const T* x0, int B) {
+  MAE_CHECK(B >= 1 && B <= batch_, "BlockStack::forward batch ", B, " (planned ", batch_, ")");
+  const T* x = x0;
+  for (int i = 0; i < depth(); ++i) {
+    block_forward(i, x, B);
+    x = a_[size_t(i)].xout;
+  }
+  return x;
+}
+
+template <class Bk> void BlockStack<Bk>::backward(const T* x0, T* dres, int B) {
+  MAE_CHECK(scratch_ != nullptr, "BlockStack::backward without scratch");
+  MAE_CHECK(!drop_path_active() || scratch_->branch != nullptr, "BlockStack::backward: no drop-path scratch");
+  for (int i = depth() - 1; i >= 0; --i) block_backward(i, i == 0 ? x0 : a_[size_t(i - 1)].xout, dres, B);
+}
+
+template <class Bk> double BlockStack<Bk>::forward_flops(int B) const {
+  const double N = double(B) * Tn_, W = D_, hid = hidden_;
+  return depth() * (2 * N * W * (3 * W + W + 2 * hid) + 2 * 2 * double(B) * Tn_ * Tn_ * W);
+}
+
+template class BlockStack<CpuBackend<float>>;
+template class BlockStack<CpuBackend<double>>;
+template class BlockStack<RefBackend<float>>;
+template class BlockStack<RefBackend<double>>;
+
+}  // namespace mae

@@ -1,0 +1,133 @@
+// A stack of timm transformer Blocks with explicit forward and backward, shared by the MAE encoder and decoder
+// (model/mae.h) and the ViT classifier (model/vit.h).
+//
+//   x = x + drop_path(attn(norm1(x)));  x = x + drop_path(mlp(norm2(x)))      (timm Block)
+//
+// Weights and gradients are pointers into the owner's flat buffers, found by name (prefix + "N.norm1.weight", ...).
+// Activations are planned into the owner's arena: plan() appends this stack's buffers to a request list and the
+// owner allocates the arena once (allocate_arena below). Backward scratch is shared by all stacks of one owner:
+// the owner plans one BlockScratch sized for the largest stack.
+//
+// Drop path (stochastic depth, timm DropPath): optional, per block and per residual branch a per-sample scale that
+// is 0 (path dropped) or 1/(1−p) (kept), p rising linearly over depth: dpr = linspace(0, drop_path_rate, depth).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/params.h"
+
+namespace mae {
+
+// (where to store the pointer, how many elements) in the order the arena lays them out.
+template <class T> using ArenaRequests = std::vector<std::pair<T**, size_t>>;
+
+// One allocation for every request (each rounded up to 16 elements, 64 bytes); returns the arena and its size.
+template <class Bk> typename Bk::T* allocate_arena(ArenaRequests<typename Bk::T>& req, size_t* total) {
+  size_t n = 0;
+  for (auto& r : req) n += (r.second + 15) / 16 * 16;
+  auto* arena = Bk::template alloc<typename Bk::T>(n);
+  size_t off = 0;
+  for (auto& r : req) {
+    *r.first = arena + off;
+    off += (r.second + 15) / 16 * 16;
+  }
+  *total = n;
+  return arena;
+}
+
+// Backward workspace of one block, shared between stacks (contents undefined between calls).
+template <class T> struct BlockScratch {
+  T *ln = nullptr, *qkv = nullptr, *atty = nullptr, *fc1 = nullptr, *gelu = nullptr, *att = nullptr;
+  T* branch = nullptr;  // ∂loss/∂branch output under drop path (only planned when some stack uses drop path)
+
+  struct Size {  // elements each buffer needs
+    size_t nd = 0, nh = 0, att = 0;
+    bool drop_path = false;
+    void merge(const Size& o) {
+      nd = nd > o.nd ? nd : o.nd;
+      nh = nh > o.nh ? nh : o.nh;
+      att = att > o.att ? att : o.att;
+      drop_path = drop_path || o.drop_path;
+    }
+  };
+  void plan(ArenaRequests<T>& req, const Size& s) {
+    req.push_back({&ln, s.nd});
+    req.push_back({&qkv, 3 * s.nd});
+    req.push_back({&atty, s.nd});
+    req.push_back({&fc1, s.nh});
+    req.push_back({&gelu, s.nh});
+    req.push_back({&att, s.att});
+    if (s.drop_path) req.push_back({&branch, s.nd});
+  }
+};
+
+template <class Bk> class BlockStack {
+ public:
+  using T = typename Bk::T;
+
+  struct Weights {
+    T *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fc1w, *fc1b, *fc2w, *fc2b;
+  };
+  struct Acts {
+    T *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *xmid, *ln2, *ln2_mean, *ln2_rstd, *fc1, *gelu, *xout;
+  };
+
+  // Blocks prefix + "0." ... prefix + (depth−1) + "." of `list`, width D, H heads, MLP hidden width, LayerNorm eps.
+  void bind(const ParamList& list, const std::string& prefix, int depth, T* params, T* grads, int D, int H,
+            int hidden, double ln_eps);
+  // Enables drop path with per-block rates linspace(0, rate, depth). Call before plan(): it adds the scale buffer.
+  void set_drop_path_rate(double rate);
+  // Appends the activations for up to `batch` sequences of Tn tokens to req.
+  void plan(ArenaRequests<T>& req, int batch, int Tn);
+  typename BlockScratch<T>::Size scratch_size() const;
+  void use_scratch(const BlockScratch<T>* s) { scratch_ = s; }
+
+  // x0 (B, Tn, D) with B ≤ the planned batch. Returns the last block's output (B, Tn, D), kept for backward.
+  const T* forward(const T* x0, int B);
+  // dres: ∂loss/∂(last output) on entry, ∂loss/∂x0 on exit (both residual branches accumulate into it in
+  // place); parameter gradients accumulate. Uses the activations of the last forward (same x0, same B).
+  void backward(const T* x0, T* dres, int B);
+
+  // ---- drop path ----
+  // Training mode applies the drop-path scales; evaluation (the default) never drops.
+  void set_training(bool on) { training_ = on; }
+  bool drop_path_active() const { return training_ && rate_ > 0; }
+  double block_rate(int i) const;  // dpr[i]
+  // Draws the masks of the next forward: sample b uses Rng::keyed(key, a, sample_ids[b]) and draws, for block 0,
+  // 1, ...: the attention branch, then the MLP branch (one uniform each; kept iff u ≥ p, as timm's
+  // floor(keep_prob + rand)). Every block draws, so the stream of a sample does not depend on the rates.
+  void draw_drop_path(uint64_t key, uint64_t a, const int64_t* sample_ids, int B);
+  // Explicit scales (tests): (depth, 2, B) host values, branch 0 = attention, 1 = MLP. Blocks whose rate is 0
+  // ignore theirs (timm's DropPath(0.) is the identity).
+  void set_drop_scales(const T* host_scales, int B);
+  // The scales of the last draw/set: (depth, 2, planned batch) host values.
+  const std::vector<T>& drop_scales() const { return host_scale_; }
+
+  int depth() const { return int(w_.size()); }
+  int width() const { return D_; }
+  int tokens() const { return Tn_; }
+  const Weights& weights(int i) const { return w_[size_t(i)]; }
+  const Acts& acts(int i) const { return a_[size_t(i)]; }
+  // FLOPs of one forward for B sequences: qkv + proj + fc1 + fc2, and q·kᵀ + att·v.
+  double forward_flops(int B) const;
+
+ private:
+  void block_forward(int i, const T* x, int B);
+  void block_backward(int i, const T* x, T* dres, int B);
+  const T* scale(int i, int branch) const { return scale_ + (size_t(i) * 2 + branch) * size_t(batch_); }
+  bool drops(int i) const { return drop_path_active() && block_rate(i) > 0; }
+
+  std::vector<Weights> w_, g_;
+  std::vector<Acts> a_;
+  int D_ = 0, H_ = 0, hidden_ = 0, Tn_ = 0, batch_ = 0;
+  T eps_ = T(1e-6);
+  const BlockScratch<T>* scratch_ = nullptr;
+  double rate_ = 0;
+  bool training_ = false;
+  T* scale_ = nullptr;          // (depth, 2, batch) in the arena, when rate_ > 0
+  std::vector<T> host_scale_;   // staging for scale_
+};
+
+}  // namespace mae
