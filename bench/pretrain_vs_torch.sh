@@ -9,9 +9,9 @@ out=runs/pretrain_vs_torch
 mkdir -p "$out" bench/results
 recipe=(--batch_size 256 --epochs 10 --warmup_epochs 1 --blr 1e-3 --norm_pix_loss --max_steps "$steps")
 rm -rf "$out/mae" "$out/torch"
-/usr/bin/time -f "mae wall %e s" "${MAE:-./build/mae}" pretrain --model mae_vit_fmnist_small "${recipe[@]}" --threads "$threads" \
+"${MAE:-./build/mae}" pretrain --model mae_vit_fmnist_small "${recipe[@]}" --threads "$threads" \
   --output_dir "$out/mae" --print_every_s 30 2>&1 | grep -E "^epoch [0-9]+:|done|wall"
-LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_NUM_THREADS=$threads /usr/bin/time -f "torch wall %e s" \
+LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_NUM_THREADS=$threads \
   /usr/bin/python3 tools/torch_pretrain.py --model mae_vit_fmnist_small "${recipe[@]}" --threads "$threads" \
   --out "$out/torch" 2>&1 | grep -E "^torch|done|wall"
 python3 tools/plot_curves.py bench/results/pretrain_vs_torch.svg "mae=$out/mae/metrics.jsonl" \

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/mae.h"
+#include "model/checkpoint_load.h"
 #include "model/weights.h"
 #include "ops/backend.h"
 
@@ -27,8 +28,9 @@ struct ForwardArgs {
 
 void run_forward(const ForwardArgs& a) {
   set_threads(a.threads);
-  io::SafeTensorsReader ck(a.checkpoint);
-  ModelConfig cfg = a.model.empty() ? read_config(ck) : preset(a.model);
+  // safetensors (ours or HF names) or an official .pth; the config from metadata or --model
+  const LoadedWeights w = load_weights_any(a.checkpoint, a.model);
+  ModelConfig cfg = w.config;
   if (a.norm_pix_loss) cfg.norm_pix_loss = true;
   if (!(a.mask_ratio > 0.0 && a.mask_ratio < 1.0))
     fail("--mask_ratio must be in (0, 1), got ", a.mask_ratio);
@@ -52,7 +54,7 @@ void run_forward(const ForwardArgs& a) {
   }
 
   MaeModel<CpuBackend<float>> m(cfg, B, a.mask_ratio);
-  load_params(ck, m.params(), m.params_data());
+  fill_params(w, m.params(), m.params_data(), true);
   const float loss = m.forward(imgs.data(), noise.data());
   if (a.backward) {
     m.zero_grad();
@@ -84,11 +86,11 @@ void run_forward(const ForwardArgs& a) {
 void add_forward(CLI::App& app) {
   auto a = std::make_shared<ForwardArgs>();
   auto* c = app.add_subcommand("forward", "One forward (and backward) on a given batch and noise (parity contract)");
-  c->add_option("--checkpoint", a->checkpoint, "Weights (.safetensors with config metadata)")->required();
+  c->add_option("--checkpoint", a->checkpoint, "Weights: .safetensors (config in metadata, or --model), official .pth, or HF-named")->required();
   c->add_option("--input", a->input, "Input .safetensors: imgs f32 (B,C,H,W), optional noise f32 (B,L)")
       ->required();
   c->add_option("--output", a->output, "Output .safetensors: loss, pred, mask, ids_restore [, grad.*]")->required();
-  c->add_option("--model", a->model, "Preset name, for weights without config metadata");
+  c->add_option("--model", a->model, "Preset name, for weights without a config (e.g. official .pth files)");
   c->add_flag("--backward", a->backward, "Also write grad.<name> for every trainable parameter");
   c->add_option("--mask_ratio,--mask-ratio", a->mask_ratio, "Masking ratio (fraction of patches removed)")
       ->capture_default_str();
