@@ -12,7 +12,7 @@ OUT=${MAE_FUZZ_DIR:-$SRC/build-fuzz}
 CXX=${CXX_FUZZ:-clang++}
 mkdir -p "$OUT/corpus" "$OUT/crashes"
 
-SOURCES=(fuzz/fuzz_readers.cpp src/io/safetensors.cpp src/io/atomic_file.cpp src/io/zip_reader.cpp src/io/pickle.cpp
+SOURCES=(fuzz/fuzz_readers.cpp src/io/file_bytes.cpp src/io/safetensors.cpp src/io/atomic_file.cpp src/io/zip_reader.cpp src/io/pickle.cpp
          src/io/pth.cpp src/data/decode.cpp)
 BIN="$OUT/fuzz_readers"
 cd "$SRC"

@@ -36,6 +36,17 @@ struct LoaderConfig {
   int num_workers = 2;  // 0: the consumer decodes each batch itself inside next()
   int prefetch = 0;     // batches in the ring; 0 = num_workers + 1 (at least 2)
   int rank = 0, world = 1;
+
+  // Every sample once, in dataset order, the last batch partial: for feature extraction and evaluation.
+  static LoaderConfig in_order(int batch_size, const TransformConfig& t, int num_workers) {
+    LoaderConfig c;
+    c.batch_size = batch_size;
+    c.transform = t;
+    c.shuffle = false;
+    c.drop_last = false;
+    c.num_workers = num_workers;
+    return c;
+  }
 };
 
 struct Batch {

@@ -54,12 +54,7 @@ std::vector<float> compute_features(MaeModel<CpuBackend<float>>& model, const Da
     for (int l = 0; l < L; l++) noise[size_t(b) * L + l] = float(l) / float(L);
   std::vector<float> padded(B * img_elems, 0.0f);
 
-  LoaderConfig lc;
-  lc.batch_size = B;
-  lc.transform = transform;
-  lc.shuffle = false;
-  lc.drop_last = false;
-  lc.num_workers = num_workers;
+  const LoaderConfig lc = LoaderConfig::in_order(B, transform, num_workers);
   Loader loader(ds, lc);
   loader.start_epoch(0);
   size_t done = 0;

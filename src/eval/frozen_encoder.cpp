@@ -137,12 +137,7 @@ FeatureSet extract_features(FrozenEncoder* encoder, const Dataset& ds, const Tra
     fs.x = compute_features(encoder->model(), ds, tc, global_pool, num_workers, report);
   } else {  // raw pixels: the transformed image itself
     fs.x.resize(size_t(fs.n) * fs.dim);
-    LoaderConfig lc;
-    lc.batch_size = batch;
-    lc.transform = tc;
-    lc.shuffle = false;
-    lc.drop_last = false;
-    lc.num_workers = num_workers;
+    const LoaderConfig lc = LoaderConfig::in_order(batch, tc, num_workers);
     Loader loader(ds, lc);
     loader.start_epoch(0);
     size_t done = 0;

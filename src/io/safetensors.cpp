@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/file_bytes.h"
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian: add byte swapping");
 
@@ -69,78 +70,6 @@ bool count(const std::vector<int64_t>& shape, size_t elem_size, int64_t* numel, 
   return true;
 }
 
-// The whole file in memory: mmapped if it is a regular file, else read (pipes, /dev/stdin, or under ASan).
-struct FileBytes {
-  std::shared_ptr<const void> storage;
-  const uint8_t* bytes = nullptr;
-  uint64_t size = 0;
-};
-
-FileBytes load(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int e = errno;
-    fail(path, ": cannot open: ", std::strerror(e));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    fail(path, ": cannot stat: ", std::strerror(e));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    fail(path, ": is a directory, not a safetensors file");
-  }
-  FileBytes fb;
-#ifdef __SANITIZE_ADDRESS__
-  // Under ASan read into an exact-size heap buffer instead: bytes past the end of a mapping (up to the page end)
-  // read as zeros unnoticed, while a heap overrun is reported.
-  constexpr bool use_mmap = false;
-#else
-  constexpr bool use_mmap = true;
-#endif
-  if (use_mmap && S_ISREG(st.st_mode)) {
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
-    if (size < 8) {
-      ::close(fd);
-      fail(path, ": file is ", size, " bytes, shorter than the 8-byte header length");
-    }
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p != MAP_FAILED) {
-      ::close(fd);
-      fb.storage = std::shared_ptr<const void>(p, [size](const void* q) { ::munmap(const_cast<void*>(q), size); });
-      fb.bytes = static_cast<const uint8_t*>(p);
-      fb.size = size;
-      return fb;
-    }
-  }
-  auto buf = std::make_shared<std::vector<uint8_t>>();
-  // One extra byte for a regular file so that the first read that returns 0 needs no regrowth.
-  buf->resize(S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) + 1 : size_t{1} << 16);
-  size_t have = 0;
-  for (;;) {
-    if (have == buf->size()) buf->resize(2 * buf->size());
-    const ssize_t got = ::read(fd, buf->data() + have, buf->size() - have);
-    if (got < 0) {
-      const int e = errno;
-      if (e == EINTR) continue;
-      ::close(fd);
-      fail(path, ": read failed: ", std::strerror(e));
-    }
-    if (got == 0) break;
-    have += static_cast<size_t>(got);
-  }
-  buf->resize(have);
-  ::close(fd);
-  buf->shrink_to_fit();  // exact size, so that sanitizers see the true end
-  if (buf->size() < 8) fail(path, ": file is ", buf->size(), " bytes, shorter than the 8-byte header length");
-  fb.bytes = buf->data();
-  fb.size = buf->size();
-  fb.storage = std::shared_ptr<const void>(buf, buf->data());
-  return fb;
-}
-
 }  // namespace
 
 size_t dtype_size(DType t) {
@@ -179,19 +108,20 @@ int64_t TensorEntry::numel() const {
 }
 
 SafeTensorsReader::SafeTensorsReader(const std::string& path) : path_(path) {
-  FileBytes file = load(path);
-  storage_ = file.storage;
+  const Bytes file = read_file_bytes(path);
+  if (file.size < 8) fail(path, ": file is ", file.size, " bytes, shorter than the 8-byte header length");
+  storage_ = file.hold;
 
   uint64_t n;
-  std::memcpy(&n, file.bytes, 8);
+  std::memcpy(&n, file.data, 8);
   if (n == 0) fail(path, ": header length is 0");
   if (n > kMaxHeader) fail(path, ": header length ", n, " is too large (limit ", kMaxHeader, " bytes)");
   if (n > file.size - 8)
     fail(path, ": header length ", n, " runs past the end of the file (", file.size, " bytes)");
-  data_ = file.bytes + 8 + n;
+  data_ = file.data + 8 + n;
   data_size_ = file.size - 8 - n;
 
-  const char* text = reinterpret_cast<const char*>(file.bytes + 8);
+  const char* text = reinterpret_cast<const char*>(file.data + 8);
   std::set<std::string> seen;
   auto guard = [&](int depth, json::parse_event_t ev, json& parsed) {
     if ((ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) && depth >= kMaxDepth)

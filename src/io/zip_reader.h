@@ -15,18 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "io/file_bytes.h"
+
 namespace mae::io {
-
-// A run of bytes with whatever keeps them alive (a file mapping, or a buffer).
-struct Bytes {
-  std::shared_ptr<const void> hold;
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-};
-
-// The whole file: mmapped if it is a regular file (read into memory otherwise, and under AddressSanitizer so that
-// overruns are caught). Throws "<path>: cannot open: <errno text>" and the like.
-Bytes read_file_bytes(const std::string& path);
 
 struct ZipEntry {
   std::string name;
