@@ -8,7 +8,8 @@ test_deps=0
 [ "${1:-}" = "--test" ] && test_deps=1
 
 pkgs=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
-      libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist)
+      libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist
+      libopenmpi-dev openmpi-bin)  # MPI: data-parallel training (the build works without it, single-process)
 [ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy)
 
 missing=()

@@ -8,18 +8,22 @@
 #include <random>
 
 #include "cli/common.h"
+#include "cli/device.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/mae.h"
 #include "model/weights.h"
 #include "ops/backend.h"
 #include "train/adamw.h"
+#ifdef MAE_CUDA
+#include "ops/cuda/backend_cuda.h"
+#endif
 
 namespace mae::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model = "mae_vit_fmnist", checkpoint;
+  std::string model = "mae_vit_fmnist", checkpoint, device = "cpu", precision = "fp32";
   int batch_size = 64, threads = 0, steps = 5, warmup = 1;
   double mask_ratio = 0.75;
   bool norm_pix_loss = true, json = false;
@@ -44,8 +48,14 @@ template <class F> double time_median(int warmup, int steps, F&& f) {
   return t[t.size() / 2];
 }
 
-void run_bench(const BenchArgs& a) {
-  set_threads(a.threads);
+// Waits for queued device work (timings must cover it); nothing on host backends.
+template <class Bk> void sync() {
+#ifdef MAE_CUDA
+  if constexpr (std::is_same_v<Bk, CudaBackend<float>>) cuda::synchronize();
+#endif
+}
+
+template <class Bk> void run_bench_on(const BenchArgs& a) {
   ModelConfig cfg;
   std::string name = a.model;
   std::unique_ptr<io::SafeTensorsReader> ck;
@@ -61,37 +71,53 @@ void run_bench(const BenchArgs& a) {
   if (a.steps < 1 || a.warmup < 0) fail("--steps must be ≥ 1 and --warmup ≥ 0");
   const int B = a.batch_size, L = cfg.num_patches();
 
-  using Bk = CpuBackend<float>;
   MaeModel<Bk> m(cfg, B, a.mask_ratio);
-  if (ck) load_params(*ck, m.params(), m.params_data());
-  else m.init(0);
   const size_t np = m.params().total;
-  float* mom = Bk::alloc<float>(np);
-  float* var = Bk::alloc<float>(np);
+  if (ck) {
+    std::vector<float> host(np, 0.0f);
+    load_params(*ck, m.params(), host.data());
+    Bk::upload(m.params_data(), host.data(), np);
+  } else {
+    m.init(0);
+  }
+  float* mom = Bk::template alloc<float>(np);
+  float* var = Bk::template alloc<float>(np);
 
   std::mt19937_64 rng(1);
   std::normal_distribution<float> nd;
   std::uniform_real_distribution<float> ud;
   std::vector<float> imgs(size_t(B) * cfg.in_chans * cfg.img_size * cfg.img_size);
   for (auto& x : imgs) x = nd(rng);
+  float* dimgs = Bk::template alloc<float>(imgs.size());  // the batch in the backend's memory
+  Bk::upload(dimgs, imgs.data(), imgs.size());
   const int nnoise = 4;  // a few masks so every step is not the same
   std::vector<float> noise(size_t(nnoise) * B * L);
   for (auto& x : noise) x = ud(rng);
 
   if (!a.json)
-    std::printf("bench %s: batch %d, threads %d, mask %.2f, norm_pix %d, %zu params, activations %.1f MiB\n",
-                name.c_str(), B, current_threads(), a.mask_ratio, int(cfg.norm_pix_loss), np,
-                m.activation_elements() * 4.0 / (1 << 20));
+    std::printf("bench %s on %s (%s): batch %d, threads %d, mask %.2f, norm_pix %d, %zu params, activations %.1f MiB\n",
+                name.c_str(), Bk::name, a.precision.c_str(), B, current_threads(), a.mask_ratio,
+                int(cfg.norm_pix_loss), np, m.activation_elements() * 4.0 / (1 << 20));
   long t = 0;
   const double train_s = time_median(a.warmup, a.steps, [&](int i) {
     m.zero_grad();
-    m.forward(imgs.data(), noise.data() + size_t(i % nnoise) * B * L);
+    m.forward(dimgs, noise.data() + size_t(i % nnoise) * B * L);
     m.backward();
     adamw_step<Bk>(m.params(), m.params_data(), mom, var, m.grads_data(), 1e-4f, AdamWConfig{}, ++t);
+    sync<Bk>();
   });
   const double fwd_s = time_median(a.warmup, a.steps, [&](int i) {
-    m.forward(imgs.data(), noise.data() + size_t(i % nnoise) * B * L);
+    m.forward(dimgs, noise.data() + size_t(i % nnoise) * B * L);
+    sync<Bk>();
   });
+  double peak_dev_mib = 0;
+  std::string blas = "OpenBLAS (OpenMP build)";
+#ifdef MAE_CUDA
+  if constexpr (std::is_same_v<Bk, CudaBackend<float>>) {
+    peak_dev_mib = double(cuda::peak_allocated_bytes()) / (1 << 20);
+    blas = "cuBLAS/cuBLASLt on " + cuda::device_name();
+  }
+#endif
   const double flops = m.forward_flops();
   nlohmann::json r = {{"impl", "mae"},
                       {"model", name},
@@ -102,7 +128,10 @@ void run_bench(const BenchArgs& a) {
                       {"train_gflops", 3 * flops / train_s * 1e-9},
                       {"fwd_gflops", flops / fwd_s * 1e-9},
                       {"peak_rss_mib", peak_rss_mib()},
-                      {"blas", "OpenBLAS (OpenMP build)"}};
+                      {"device", Bk::name},
+                      {"precision", a.precision},
+                      {"peak_device_mib", peak_dev_mib},
+                      {"blas", blas}};
   if (a.json) {
     std::printf("%s\n", r.dump().c_str());
   } else {
@@ -110,9 +139,22 @@ void run_bench(const BenchArgs& a) {
                 3 * flops / train_s * 1e-9);
     std::printf("forward:    %8.2f img/s  (%.3f s/batch, %.1f GFLOP/s)\n", B / fwd_s, fwd_s, flops / fwd_s * 1e-9);
     std::printf("peak RSS:   %8.1f MiB\n", peak_rss_mib());
+    if (peak_dev_mib > 0) std::printf("peak device memory (params, activations, optimizer): %.1f MiB\n", peak_dev_mib);
   }
   Bk::release(mom);
   Bk::release(var);
+  Bk::release(dimgs);
+}
+
+void run_bench(const BenchArgs& a) {
+  set_threads(a.threads);
+  if (select_device(a.device, a.precision)) {
+#ifdef MAE_CUDA
+    run_bench_on<CudaBackend<float>>(a);
+#endif
+  } else {
+    run_bench_on<CpuBackend<float>>(a);
+  }
 }
 
 }  // namespace
@@ -130,6 +172,7 @@ void add_bench(CLI::App& app) {
   c->add_option("--steps", a->steps, "Timed steps (median reported)")->capture_default_str();
   c->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON line");
+  add_device_options(c, a->device, a->precision);
   c->callback([a] { run_bench(*a); });
 }
 

@@ -8,26 +8,66 @@
 #include <random>
 
 #include "cli/common.h"
+#include "cli/device.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/mae.h"
 #include "model/checkpoint_load.h"
 #include "model/weights.h"
 #include "ops/backend.h"
+#ifdef MAE_CUDA
+#include "ops/cuda/backend_cuda.h"
+#endif
 
 namespace mae::cli {
 namespace {
 
 struct ForwardArgs {
-  std::string checkpoint, input, output, model;
+  std::string checkpoint, input, output, model, device = "cpu", precision = "fp32";
   bool backward = false, norm_pix_loss = false;
   double mask_ratio = 0.75;
   uint64_t seed = 0;
   int threads = 0;
 };
 
+// The model's outputs, on the host whatever the backend.
+struct ForwardResult {
+  float loss;
+  std::vector<float> pred_cls, mask, grads;  // pred_cls (B, 1+L, P) with the cls rows
+  std::vector<int> ids_restore;
+};
+
+template <class Bk>
+ForwardResult forward_on(const ModelConfig& cfg, const LoadedWeights& w, const std::vector<float>& imgs,
+                         const std::vector<float>& noise, int B, double mask_ratio, bool backward) {
+  MaeModel<Bk> m(cfg, B, mask_ratio);
+  const size_t np = m.params().total;
+  std::vector<float> host(np, 0.0f);
+  fill_params(w, m.params(), host.data(), true);
+  Bk::upload(m.params_data(), host.data(), np);
+  float* dimgs = Bk::template alloc<float>(imgs.size());
+  Bk::upload(dimgs, imgs.data(), imgs.size());
+  ForwardResult r;
+  r.loss = m.forward(dimgs, noise.data());
+  if (backward) {
+    m.zero_grad();
+    m.backward();
+    r.grads.resize(np);
+    Bk::download(r.grads.data(), m.grads_data(), np);
+  }
+  const int L = cfg.num_patches(), P = cfg.patch_dim();
+  r.pred_cls.resize(size_t(B) * (1 + L) * P);
+  Bk::download(r.pred_cls.data(), m.pred(), r.pred_cls.size());
+  r.mask.resize(size_t(B) * L);
+  Bk::download(r.mask.data(), m.mask(), r.mask.size());
+  r.ids_restore.assign(m.ids_restore(), m.ids_restore() + size_t(B) * L);
+  Bk::release(dimgs);
+  return r;
+}
+
 void run_forward(const ForwardArgs& a) {
   set_threads(a.threads);
+  const bool on_cuda = select_device(a.device, a.precision);
   // safetensors (ours or HF names) or an official .pth; the config from metadata or --model
   const LoadedWeights w = load_weights_any(a.checkpoint, a.model);
   ModelConfig cfg = w.config;
@@ -53,31 +93,34 @@ void run_forward(const ForwardArgs& a) {
     for (auto& x : noise) x = float(double(rng() >> 11) * 0x1.0p-53);
   }
 
-  MaeModel<CpuBackend<float>> m(cfg, B, a.mask_ratio);
-  fill_params(w, m.params(), m.params_data(), true);
-  const float loss = m.forward(imgs.data(), noise.data());
-  if (a.backward) {
-    m.zero_grad();
-    m.backward();
+  ForwardResult r;
+  if (on_cuda) {
+#ifdef MAE_CUDA
+    r = forward_on<CudaBackend<float>>(cfg, w, imgs, noise, B, a.mask_ratio, a.backward);
+#endif
+  } else {
+    r = forward_on<CpuBackend<float>>(cfg, w, imgs, noise, B, a.mask_ratio, a.backward);
   }
+  const float loss = r.loss;
+  const ParamList plist = make_mae_params(cfg);
 
   // pred without the cls rows, ids_restore as int64 — the official outputs.
   std::vector<float> pred(size_t(B) * L * P);
   for (int b = 0; b < B; ++b)
-    std::copy_n(m.pred() + (size_t(b) * (1 + L) + 1) * P, size_t(L) * P, pred.data() + size_t(b) * L * P);
-  std::vector<int64_t> ids(m.ids_restore(), m.ids_restore() + size_t(B) * L);
+    std::copy_n(r.pred_cls.data() + (size_t(b) * (1 + L) + 1) * P, size_t(L) * P, pred.data() + size_t(b) * L * P);
+  std::vector<int64_t> ids(r.ids_restore.begin(), r.ids_restore.end());
   std::vector<io::TensorOut> out = {
       {"loss", io::DType::F32, {}, &loss},
       {"pred", io::DType::F32, {B, L, P}, pred.data()},
-      {"mask", io::DType::F32, {B, L}, m.mask()},
+      {"mask", io::DType::F32, {B, L}, r.mask.data()},
       {"ids_restore", io::DType::I64, {B, L}, ids.data()},
   };
   if (a.backward)
-    for (const auto& s : m.params().specs)
-      out.push_back({"grad." + s.name, io::DType::F32, s.shape, m.grads_data() + s.offset});
+    for (const auto& s : plist.specs)
+      out.push_back({"grad." + s.name, io::DType::F32, s.shape, r.grads.data() + s.offset});
   io::write_safetensors(a.output, out, {{"config", config_to_json(cfg).dump()},
                                         {"mask_ratio", std::to_string(a.mask_ratio)}});
-  std::printf("loss %.8g  (B=%d, L=%d, len_keep=%d%s) -> %s\n", loss, B, L, m.len_keep(),
+  std::printf("loss %.8g  (B=%d, L=%d, len_keep=%d%s) -> %s\n", loss, B, L, cfg.len_keep(a.mask_ratio),
               a.backward ? ", with gradients" : "", a.output.c_str());
 }
 
@@ -97,6 +140,7 @@ void add_forward(CLI::App& app) {
   c->add_flag("--norm_pix_loss,--norm-pix-loss", a->norm_pix_loss, "Per-patch normalised pixel target");
   c->add_option("--seed", a->seed, "Seed of the noise when the input has none")->capture_default_str();
   c->add_option("--threads", a->threads, "Threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
+  add_device_options(c, a->device, a->precision);
   c->callback([a] { run_forward(*a); });
 }
 

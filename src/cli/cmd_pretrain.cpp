@@ -1,5 +1,6 @@
 // mae pretrain: the official main_pretrain.py flags and semantics.
 #include "cli/common.h"
+#include "cli/device.h"
 #include "train/pretrain.h"
 
 namespace mae::cli {
@@ -7,6 +8,7 @@ namespace mae::cli {
 void add_pretrain(CLI::App& app) {
   auto a = std::make_shared<PretrainArgs>();
   auto threads = std::make_shared<int>(0);
+  auto precision = std::make_shared<std::string>("fp32");
   auto* c = app.add_subcommand("pretrain", "MAE pretraining (main_pretrain.py): checkpoints, exact resume, logs, curve");
   c->add_option("--model", a->model, "Model preset (see `mae bench --model x` for the list)")->capture_default_str();
   c->add_option("--input_size,--input-size", a->input_size, "Image size (0: the preset's)")->capture_default_str();
@@ -42,8 +44,10 @@ void add_pretrain(CLI::App& app) {
   c->add_option("--threads", *threads, "Compute threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
   c->add_option("--print_every_s", a->print_every_s, "Seconds between progress lines (not on a terminal)")
       ->capture_default_str();
-  c->callback([a, threads] {
+  add_device_options(c, a->device, *precision);
+  c->callback([a, threads, precision] {
     set_threads(*threads);
+    select_device(a->device, *precision);  // "built without CUDA" / "no CUDA device found" before any work
     run_pretrain(*a);
   });
 }

@@ -1,14 +1,19 @@
 // mae: masked-autoencoder pretraining of Vision Transformers, and using what it learns. One binary, subcommands.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "dist/comm.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+// Under mpirun/srun: one rank failing ends the whole job (MPI_Abort) instead of leaving the others in a collective.
+int run(int argc, char** argv) {
   CLI::App app{"mae — masked-autoencoder (MAE) pretraining of Vision Transformers, numerically the official model"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "mae 0.1");
+  app.set_version_flag("--version", std::string("mae 0.1\nmpi: ") + (mae::dist::built_with_mpi() ? "yes" : "no"));
   // As argparse in the official scripts: a flag given twice takes its last value.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   mae::cli::add_forward(app);
@@ -25,16 +30,30 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);  // prints the flag's problem (unknown flag, missing value, ...) and exits non-zero
+    const int rc = app.exit(e);  // prints the flag's problem (unknown flag, missing value, ...) and exits non-zero
+    if (rc != 0 && mae::dist::world() > 1) mae::dist::fatal("bad command line (see above)", rc);
+    return rc;
   } catch (const mae::Error& e) {
-    std::fprintf(stderr, "mae: error: %s\n", e.what());
-    return 1;
+    mae::dist::fatal(e.what());
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "mae: error: out of memory (try a smaller --batch_size)\n");
-    return 1;
+    mae::dist::fatal("out of memory (try a smaller --batch_size)");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mae: error: %s\n", e.what());
-    return 1;
+    mae::dist::fatal(e.what());
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    mae::dist::init(&argc, &argv);
+    // Ranks sharing a node split its cores unless the user chose (--threads, or OMP_NUM_THREADS).
+    if (const int t = mae::dist::default_threads(); t > 0 && !std::getenv("OMP_NUM_THREADS")) mae::cli::set_threads(t);
+  } catch (const std::exception& e) {
+    mae::dist::fatal(e.what());
+  }
+  const int rc = run(argc, argv);
+  mae::dist::finalize();
+  return rc;
 }

@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "dist/comm.h"
 #include "eval/frozen_encoder.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -82,6 +83,9 @@ struct ProbeHead {
   }
 
   void step(double lr, const LarsConfig& c) {
+    // Data parallel: the gradients of the ranks' slices averaged (the head is tiny: two all-reduces per update).
+    dist::allreduce_mean(gW.data(), gW.size());
+    dist::allreduce_mean(gb.data(), gb.size());
     lars_update<float>(W.data(), muW.data(), gW.data(), W.size(), /*matrix=*/true, lr, c, lars_scratch.data());
     lars_update<float>(b.data(), mub.data(), gb.data(), b.size(), /*matrix=*/false, lr, c, lars_scratch.data());
     std::fill(gW.begin(), gW.end(), 0.0f);  // optimizer.zero_grad()
@@ -245,7 +249,14 @@ std::string fmt_acc5(double v) {
 
 }  // namespace
 
+// Data parallel (dist/comm.h): every rank runs the frozen encoder on its slice of each global batch (a.batch_size ×
+// world) and the head's gradients are averaged per update. BatchNorm1d is the official plain one, not SyncBN: its
+// batch statistics are each rank's own slice's (as main_linprobe.py on several GPUs), each rank keeps its own
+// running statistics, and rank 0's are the ones saved and used for evaluation. Rank 0 alone extracts the test
+// features and evaluates (so the accuracy is a single process's on the whole test split), prints and writes.
 LinprobeResult run_linprobe(const LinprobeArgs& a) {
+  const int world = dist::world(), rank = dist::rank();
+  const bool root = dist::is_root();
   // ---- flags ----
   if (a.batch_size < 2) fail("--batch_size must be ≥ 2 (BatchNorm needs more than one sample), got ", a.batch_size);
   if (a.epochs < 1) fail("--epochs must be ≥ 1, got ", a.epochs);
@@ -355,18 +366,23 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
   check_labels(*test, C, "test");
 
   ProbeHead head(D, C, a.batch_size);
-  std::fprintf(stderr, "encoder: %s\n", source.c_str());
-  std::fprintf(stderr, "feature: %s (%d-d) -> BatchNorm1d(affine=False, eps 1e-6) -> Linear(%d, %d)%s\n",
-               feature.c_str(), D, D, C, tag.c_str());
-  if (train) std::fprintf(stderr, "train: %s\n", train->description().c_str());
-  std::fprintf(stderr, "test: %s\n", test->description().c_str());
+  if (root) {
+    std::fprintf(stderr, "encoder: %s\n", source.c_str());
+    std::fprintf(stderr, "feature: %s (%d-d) -> BatchNorm1d(affine=False, eps 1e-6) -> Linear(%d, %d)%s\n",
+                 feature.c_str(), D, D, C, tag.c_str());
+    if (train) std::fprintf(stderr, "train: %s\n", train->description().c_str());
+    std::fprintf(stderr, "test: %s\n", test->description().c_str());
+  }
 
   const TransformConfig eval_tc = probe_eval_transform(ref_ds, S, Ch);
   // The encoder is frozen and the eval transform deterministic: test features are the same every epoch.
-  FeatureSet test_f = extract_features(enc.get(), *test, eval_tc, global_pool, a.batch_size, a.num_workers,
-                                       "test features" + tag);
+  FeatureSet test_f;
+  if (root)
+    test_f = extract_features(enc.get(), *test, eval_tc, global_pool, a.batch_size, a.num_workers,
+                              "test features" + tag);
 
   LinprobeResult res;
+  if (a.eval && !root) return res;  // rank 0 evaluates alone
   if (a.eval) {
     load_probe_tensors(*probe, head, false);
     const EvalStats s = evaluate(head, test_f, a.batch_size);
@@ -382,9 +398,9 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
 
   // ---- output ----
   std::error_code ec;
-  fs::create_directories(a.output_dir, ec);
-  if (ec) fail("--output_dir ", a.output_dir, ": cannot create: ", ec.message());
-  {
+  if (root) {
+    fs::create_directories(a.output_dir, ec);
+    if (ec) fail("--output_dir ", a.output_dir, ": cannot create: ", ec.message());
     const std::string probe_file = (fs::path(a.output_dir) / ".write_test").string();
     io::write_file_atomic(probe_file, std::string("ok"));
     fs::remove(probe_file, ec);
@@ -400,14 +416,23 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
     load_probe_tensors(*probe, head, true);
     start_epoch = probe->info.at("epoch").get<int>() + 1;
     max_acc = probe->info.value("max_acc1", 0.0);
-    std::fprintf(stderr, "resumed %s: epoch %d done, continuing at epoch %d\n", a.resume.c_str(), start_epoch - 1,
-                 start_epoch);
+    if (root)
+      std::fprintf(stderr, "resumed %s: epoch %d done, continuing at epoch %d\n", a.resume.c_str(), start_epoch - 1,
+                   start_epoch);
   } else {
     head.init(a.seed);
   }
+  // Every rank starts from rank 0's head (and BN running statistics).
+  dist::broadcast(head.W.data(), head.W.size() * sizeof(float));
+  dist::broadcast(head.b.data(), head.b.size() * sizeof(float));
+  dist::broadcast(head.muW.data(), head.muW.size() * sizeof(float));
+  dist::broadcast(head.mub.data(), head.mub.size() * sizeof(float));
+  dist::broadcast(head.rmean.data(), head.rmean.size() * sizeof(float));
+  dist::broadcast(head.rvar.data(), head.rvar.size() * sizeof(float));
+  dist::broadcast_value(head.batches_tracked);
   // keep the log rows of the epochs the probe has seen
   std::vector<nlohmann::json> rows;
-  {
+  if (root) {
     std::string kept;
     if (probe && fs::exists(log_txt)) {
       std::ifstream in(log_txt);
@@ -421,14 +446,19 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
     io::write_file_atomic(log_txt, kept);
   }
 
-  const int eff_batch = a.batch_size * a.accum_iter;
+  const int eff_batch = a.batch_size * a.accum_iter * world;  // main_linprobe.py: × misc.get_world_size()
   const double lr = a.lr > 0 ? a.lr : a.blr * eff_batch / 256.0;
   LarsConfig lc;
   lc.weight_decay = a.weight_decay;
-  std::fprintf(stderr, "base lr: %.2e  actual lr: %.2e  accumulate grad iterations: %d  effective batch size: %d  "
-               "threads: %d%s\n", lr * 256.0 / eff_batch, lr, a.accum_iter, eff_batch, omp_get_max_threads(),
-               tag.c_str());
-  std::fprintf(stderr, "number of params (M): %.4f%s\n", double(D * C + C) / 1e6, tag.c_str());
+  if (root) {
+    std::fprintf(stderr, "base lr: %.2e  actual lr: %.2e  accumulate grad iterations: %d  effective batch size: %d  "
+                 "threads: %d%s\n", lr * 256.0 / eff_batch, lr, a.accum_iter, eff_batch, omp_get_max_threads(),
+                 tag.c_str());
+    if (world > 1)
+      std::fprintf(stderr, "data parallel: %d ranks × batch %d (global batch %d); BatchNorm statistics per rank\n",
+                   world, a.batch_size, a.batch_size * world);
+    std::fprintf(stderr, "number of params (M): %.4f%s\n", double(D * C + C) / 1e6, tag.c_str());
+  }
 
   // ---- training features / loader ----
   FeatureSet train_f;
@@ -436,12 +466,14 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
   int64_t iters;
   if (cached) {
     train_f = extract_features(enc.get(), *train, eval_tc, global_pool, a.batch_size, a.num_workers, "train features" + tag);
-    iters = train_f.n / a.batch_size;  // drop_last=True, as the official train loader
+    iters = train_f.n / (int64_t(a.batch_size) * world);  // drop_last=True, as the official train loader
   } else {
     LoaderConfig lcfg;
     lcfg.batch_size = a.batch_size;
     lcfg.seed = a.seed;
     lcfg.num_workers = a.num_workers;
+    lcfg.rank = rank;
+    lcfg.world = world;
     lcfg.shuffle = true;
     lcfg.drop_last = true;
     lcfg.transform.size = S;
@@ -455,7 +487,7 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
   }
   if (iters < 1)
     fail(train->description(), ": ", train->size(), " images is fewer than one batch of ", a.batch_size,
-         " (training drops the last partial batch)");
+         world > 1 ? " × " + std::to_string(world) + " ranks" : std::string(), " (training drops the last partial batch)");
   std::vector<float> feats(size_t(a.batch_size) * D);
   std::vector<int32_t> labels(a.batch_size);
   std::vector<int64_t> perm(cached ? train_f.n : 0);
@@ -492,7 +524,8 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
       int B = a.batch_size;
       if (cached) {
         for (int i = 0; i < B; ++i) {
-          const int64_t k = perm[it * a.batch_size + i];
+          // global batch `it`, this rank's slice of it (rank-major, as the loader shards)
+          const int64_t k = perm[(it * world + rank) * a.batch_size + i];
           std::memcpy(feats.data() + size_t(i) * D, train_f.x.data() + size_t(k) * D, size_t(D) * sizeof(float));
           labels[i] = train_f.labels[k];
         }
@@ -504,7 +537,9 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
         else std::memcpy(feats.data(), b->images.data(), size_t(B) * D * sizeof(float));  // the image is the feature
         std::copy(b->labels.begin(), b->labels.begin() + B, labels.begin());
       }
-      const float loss = head.train_forward_backward(feats.data(), labels.data(), B, 1.0f / float(a.accum_iter));
+      double loss_d = head.train_forward_backward(feats.data(), labels.data(), B, 1.0f / float(a.accum_iter));
+      dist::allreduce_sum(&loss_d, 1);  // the global batch's loss: the mean over the ranks' equal slices
+      const float loss = float(loss_d / world);
       if (!std::isfinite(loss))
         fail("loss is ", loss, " at epoch ", epoch + 1, " batch ", it + 1, ": stopping", tag, "; try a lower --blr");
       if ((it + 1) % a.accum_iter == 0) head.step(cur_lr, lc);
@@ -513,11 +548,13 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
       char line[320];
       std::snprintf(line, sizeof line, "linprobe epoch %d/%d  batch %lld/%lld  loss %.4f  lr %.3e  %.0f img/s  ETA %s%s",
                     epoch + 1, a.epochs, (long long)(it + 1), (long long)iters, loss, cur_lr,
-                    double(it + 1) * a.batch_size / std::max(el, 1e-9),
+                    double(it + 1) * a.batch_size * world / std::max(el, 1e-9),
                     format_duration(el / double(it + 1) * double(iters - it - 1)).c_str(), tag.c_str());
-      progress.update(line, it + 1 == iters);
+      if (root) progress.update(line, it + 1 == iters);
     }
     progress.done();
+    res.epochs_run++;
+    if (!root) continue;  // the others go on to the next epoch and wait for rank 0 in its first all-reduce
     last = evaluate(head, test_f, a.batch_size);
     max_acc = std::max(max_acc, last.acc1);
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
@@ -541,8 +578,9 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
                 epoch + 1, a.epochs, loss_sum / double(iters), lr_sum / double(iters), last.loss, last.acc1,
                 fmt_acc5(last.acc5).c_str(), max_acc, el, tag.c_str());
     std::fflush(stdout);
-    res.epochs_run++;
   }
+  dist::barrier();  // rank 0's checkpoints are complete before any rank reports success
+  if (!root) return res;
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   if (res.epochs_run == 0) {
     std::fprintf(stderr, "nothing to do: the probe has already run %d of %d epochs%s\n", start_epoch, a.epochs,

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <random>
+#include <type_traits>
 
 #include "core/error.h"
 #include "model/masking.h"
@@ -9,6 +10,10 @@
 #include "ops/backend.h"
 
 namespace mae {
+
+// Host backends (ref, cpu) let the model write activations directly; device backends (CUDA) stage through host
+// buffers and Bk::upload.
+template <class Bk> constexpr bool kHostBackend = std::is_base_of_v<HostMemory, Bk>;
 
 template <class Bk>
 MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio)
@@ -80,12 +85,20 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio)
   dec_.use_scratch(&scratch_);
   ids_shuffle_ = new int[B * L];
   ids_restore_ = new int[B * L];
+  if constexpr (kHostBackend<Bk>) {
+    ids_shuffle_op_ = ids_shuffle_, ids_restore_op_ = ids_restore_;
+  } else {
+    ids_shuffle_op_ = Bk::template alloc<int>(B * L);
+    ids_restore_op_ = Bk::template alloc<int>(B * L);
+    host_mask_.resize(B * L);
+  }
 
   // Fixed sin-cos tables (not trained): pos_embed[0] and decoder_pos_embed[0] are the zero cls rows.
   const auto pe = sincos_pos_embed_2d(D, cfg.grid(), cfg.grid(), true);
   const auto dpe = sincos_pos_embed_2d(E, cfg.grid(), cfg.grid(), true);
-  for (size_t i = 0; i < pe.size(); ++i) pos_[i] = T(pe[i]);
-  for (size_t i = 0; i < dpe.size(); ++i) dpos_[i] = T(dpe[i]);
+  const std::vector<T> pe_t(pe.begin(), pe.end()), dpe_t(dpe.begin(), dpe.end());
+  Bk::upload(pos_, pe_t.data(), pe_t.size());
+  Bk::upload(dpos_, dpe_t.data(), dpe_t.size());
 }
 
 template <class Bk> MaeModel<Bk>::~MaeModel() {
@@ -94,6 +107,10 @@ template <class Bk> MaeModel<Bk>::~MaeModel() {
   Bk::release(arena_);
   delete[] ids_shuffle_;
   delete[] ids_restore_;
+  if constexpr (!kHostBackend<Bk>) {
+    Bk::release(ids_shuffle_op_);
+    Bk::release(ids_restore_op_);
+  }
 }
 
 template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
@@ -105,10 +122,12 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
     const double u2 = double(rng() >> 11) * 0x1.0p-53;
     return std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
   };
-  Bk::zero(params_, plist_.total);
+  std::vector<T> staging;  // device backends: initialise on the host, upload once
+  T* const base = kHostBackend<Bk> ? params_ : (staging.assign(plist_.total, T(0)), staging.data());
+  if constexpr (kHostBackend<Bk>) Bk::zero(params_, plist_.total);
   const double patch_fan_in = double(cfg_.in_chans) * cfg_.patch_size * cfg_.patch_size;
   for (const auto& s : plist_.specs) {
-    T* p = params_ + s.offset;
+    T* p = base + s.offset;
     switch (s.init) {
       case Init::Xavier: {  // xavier_uniform_ on (fan_out, fan_in) = (shape[0], numel / shape[0])
         const double fan_out = double(s.shape[0]), fan_in = double(s.numel) / fan_out;
@@ -131,6 +150,7 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
         break;
     }
   }
+  if constexpr (!kHostBackend<Bk>) Bk::upload(params_, staging.data(), staging.size());
 }
 
 template <class Bk> void MaeModel<Bk>::zero_grad() { Bk::zero(grads_, plist_.total); }
@@ -143,9 +163,16 @@ template <class Bk> const typename Bk::T* MaeModel<Bk>::forward_encoder(const T*
   Bk::im2patch_cij(patches_, imgs, B_, C, c.img_size, c.img_size, p);  // (B, L, C·p·p)
   Bk::linear_forward(tok_, patches_, patch_w_, patch_b_, B_ * L_, Cpp, D);  // (B, L, D)
   // x, mask, ids_restore = self.random_masking(x, mask_ratio)   (noise given)
-  random_masking(ids_shuffle_, ids_restore_, mask_, noise, B_, L_, K_);
+  if constexpr (kHostBackend<Bk>) {
+    random_masking(ids_shuffle_, ids_restore_, mask_, noise, B_, L_, K_);
+  } else {  // argsort on the host, then the ids and the mask go to the device
+    random_masking(ids_shuffle_, ids_restore_, host_mask_.data(), noise, B_, L_, K_);
+    Bk::upload(ids_shuffle_op_, ids_shuffle_, size_t(B_) * L_);
+    Bk::upload(ids_restore_op_, ids_restore_, size_t(B_) * L_);
+    Bk::upload(mask_, host_mask_.data(), host_mask_.size());
+  }
   // x = x + self.pos_embed[:, 1:, :]; keep visible; cls_token + pos_embed[:, :1, :] prepended
-  Bk::encoder_embed_forward(x0_, tok_, cls_, pos_, ids_shuffle_, B_, L_, K_, D);  // (B, 1+K, D)
+  Bk::encoder_embed_forward(x0_, tok_, cls_, pos_, ids_shuffle_op_, B_, L_, K_, D);  // (B, 1+K, D)
   // for blk in self.blocks: x = blk(x)
   enc_last_ = enc_.forward(x0_, B_);
   // x = self.norm(x)
@@ -160,7 +187,7 @@ template <class Bk> typename Bk::T MaeModel<Bk>::forward(const T* imgs, const fl
   // x = self.decoder_embed(x)
   Bk::linear_forward(y_, enc_out_, dembed_w_, dembed_b_, B_ * (1 + K_), D, E);  // (B, 1+K, E)
   // append mask tokens, unshuffle with ids_restore, keep cls first; x = x + self.decoder_pos_embed
-  Bk::decoder_embed_forward(z0_, y_, mask_tok_, dpos_, ids_restore_, B_, L_, K_, E);  // (B, 1+L, E)
+  Bk::decoder_embed_forward(z0_, y_, mask_tok_, dpos_, ids_restore_op_, B_, L_, K_, E);  // (B, 1+L, E)
   dec_last_ = dec_.forward(z0_, B_);
   // x = self.decoder_norm(x); x = self.decoder_pred(x)  (the cls row is dropped by the loss)
   Bk::layernorm_forward(dn_, dn_mean_, dn_rstd_, dec_last_, dnorm_w_, dnorm_b_, B_ * (1 + L_), E, T(c.ln_eps));
@@ -189,7 +216,7 @@ template <class Bk> void MaeModel<Bk>::backward(T dloss) {
   dec_.backward(z0_, d_res_, B_);
   // unshuffle / mask tokens (decoder_pos_embed is fixed: no gradient)
   Bk::zero(d_y_, size_t(nE) * E);
-  Bk::decoder_embed_backward(d_y_, g_mask_tok_, d_res_, ids_restore_, B_, L_, K_, E);
+  Bk::decoder_embed_backward(d_y_, g_mask_tok_, d_res_, ids_restore_op_, B_, L_, K_, E);
   // decoder_embed
   Bk::zero(d_enc_, size_t(nE) * D);
   Bk::linear_backward(d_enc_, g_dembed_w_, g_dembed_b_, d_y_, enc_out_, dembed_w_, nE, D, E);
@@ -199,7 +226,7 @@ template <class Bk> void MaeModel<Bk>::backward(T dloss) {
   enc_.backward(x0_, d_res_, B_);
   // cls token, gather of visible tokens
   Bk::zero(d_tok_, size_t(B_) * L_ * D);
-  Bk::encoder_embed_backward(d_tok_, g_cls_, d_res_, ids_shuffle_, B_, L_, K_, D);
+  Bk::encoder_embed_backward(d_tok_, g_cls_, d_res_, ids_shuffle_op_, B_, L_, K_, D);
   // patch embedding (images need no gradient)
   Bk::linear_backward(nullptr, g_patch_w_, g_patch_b_, d_tok_, patches_, patch_w_, B_ * L_, Cpp, D);
 }
@@ -219,9 +246,11 @@ template <class Bk> double MaeModel<Bk>::forward_flops() const {
   return f;
 }
 
+#ifndef MAE_MODEL_TEMPLATES_ONLY  // set by ops/cuda/model_cuda.cpp, which instantiates the CUDA model
 template class MaeModel<CpuBackend<float>>;
 template class MaeModel<CpuBackend<double>>;
 template class MaeModel<RefBackend<float>>;
 template class MaeModel<RefBackend<double>>;
+#endif
 
 }  // namespace mae

@@ -39,7 +39,8 @@ template <class Bk> class MaeModel {
   void init(uint64_t seed);
   void zero_grad();
 
-  // imgs (B, C, H, W) already normalised; noise (B, L) decides the mask. Returns the loss; keeps what backward needs.
+  // imgs (B, C, H, W) already normalised, in the backend's memory (a device pointer on CUDA); noise (B, L) is
+  // always a host array and decides the mask. Returns the loss; keeps what backward needs.
   T forward(const T* imgs, const float* noise);
   // grads += dloss · ∂loss/∂params for the last forward (accumulates, so micro-batches add up; dloss = 1/accum_iter
   // reproduces the official `loss /= accum_iter`).
@@ -48,7 +49,8 @@ template <class Bk> class MaeModel {
   // increasing along L, the kept tokens are all patches in their original order (features for embed/probing).
   const T* forward_encoder(const T* imgs, const float* noise);
 
-  // Results of the last forward.
+  // Results of the last forward. pred/mask/target live in the backend's memory (download them on CUDA); the ids
+  // are host arrays.
   T loss() const { return loss_; }
   const T* pred() const { return pred_; }        // (B, 1+L, P), row 0 of each sample is the cls output
   const T* mask() const { return mask_; }        // (B, L), 1 = removed
@@ -73,6 +75,11 @@ template <class Bk> class MaeModel {
   size_t act_total_ = 0;
   int* ids_shuffle_ = nullptr;
   int* ids_restore_ = nullptr;
+  // The ids as the ops see them: the host arrays above on host backends, device copies on CUDA (masking runs on
+  // the host: argsort of the noise), with the mask staged in host_mask_ before its upload.
+  int* ids_shuffle_op_ = nullptr;
+  int* ids_restore_op_ = nullptr;
+  std::vector<T> host_mask_;
 
   // fixed tables
   T* pos_ = nullptr;   // (1+L, D)

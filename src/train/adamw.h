@@ -15,6 +15,10 @@ struct AdamWConfig {
 template <class Bk>
 void adamw_step(const ParamList& list, typename Bk::T* params, typename Bk::T* m, typename Bk::T* v,
                 const typename Bk::T* grads, float lr, const AdamWConfig& cfg, long t) {
+  if constexpr (requires { &Bk::adamw_step_flat; }) {  // a backend with one kernel over the flat buffer (CUDA)
+    Bk::adamw_step_flat(list, params, m, v, grads, lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, t);
+    return;
+  }
   for (const auto& s : list.specs)
     Bk::adamw_update(params + s.offset, m + s.offset, v + s.offset, grads + s.offset, s.numel, lr, cfg.beta1,
                      cfg.beta2, cfg.eps, s.decay ? cfg.weight_decay : 0.0f, t);

@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/mixup.h"
+#include "dist/comm.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint_load.h"
 #include "model/vit.h"
@@ -43,7 +44,7 @@ nlohmann::json args_json(const FinetuneArgs& a) {
           {"mixup", a.mixup},         {"cutmix", a.cutmix},        {"mixup_prob", a.mixup_prob},
           {"mixup_switch_prob", a.mixup_switch_prob}, {"mixup_mode", a.mixup_mode},
           {"data_path", a.data_path}, {"num_workers", a.num_workers}, {"output_dir", a.output_dir},
-          {"seed", a.seed},           {"threads", omp_get_max_threads()}};
+          {"seed", a.seed},           {"threads", omp_get_max_threads()}, {"world_size", dist::world()}};
 }
 
 MixupConfig mixup_config(const FinetuneArgs& a, int nb_classes) {
@@ -217,8 +218,15 @@ FtState load_checkpoint(const std::string& path, VitClassifier<Bk>& m, std::vect
 
 }  // namespace
 
+// Data parallel (dist/comm.h): every rank trains on its slice of each global batch (a.batch_size × world) and the
+// gradients are averaged with one all-reduce per update; rank 0 alone evaluates (the whole val split, so accuracies
+// are those of a single process), prints, and writes logs and checkpoints. Mixup/cutmix draw one (lam, box) per
+// global batch (keyed by (seed, epoch, batch)) but pair samples within each rank's slice, as timm does per process;
+// drop path is keyed by the dataset index of each sample, so it does not depend on the rank count.
 FinetuneResult run_finetune(const FinetuneArgs& a) {
   validate(a);
+  const int world = dist::world();
+  const bool root = dist::is_root();
   FinetuneResult result;
   const std::string log_dir = a.log_dir.empty() ? a.output_dir : a.log_dir;
 
@@ -293,7 +301,7 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
     model.init_head(Rng::derive(init_key, 1), 2e-5);
     std::string miss, ign;
     for (const auto& n : r.missing) miss += (miss.empty() ? "" : ", ") + n;
-    std::fprintf(stderr, "load %s (%s, config from %s): %zu tensors; initialised: %s; ignored %zu%s%s\n",
+    if (root) std::fprintf(stderr, "load %s (%s, config from %s): %zu tensors; initialised: %s; ignored %zu%s%s\n",
                  a.finetune.c_str(), ft.format.c_str(), ft.config_source.c_str(), r.loaded.size(),
                  miss.empty() ? "none" : miss.c_str(), r.ignored.size(),
                  r.ignored.empty() ? "" : " (decoder, mask_token, ...)",
@@ -318,9 +326,11 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   Loader val_loader(*val_ds, vc);
   std::vector<float> targets(size_t(a.batch_size) * cc.nb_classes);
 
-  std::fprintf(stderr, "model: %s %s, %s, %zu parameters\n", source.c_str(), config_to_json(cfg).dump().c_str(),
-               classifier_to_json(cc).dump().c_str(), n_parameters);
+  if (root)
+    std::fprintf(stderr, "model: %s %s, %s, %zu parameters\n", source.c_str(), config_to_json(cfg).dump().c_str(),
+                 classifier_to_json(cc).dump().c_str(), n_parameters);
   if (a.eval) {
+    if (!root) return result;  // rank 0 evaluates alone
     const EvalStats s = evaluate(model, val_loader, cc.nb_classes, targets);
     std::printf("Accuracy of the network on the %lld test images: %.1f%%\n", (long long)s.n, s.acc1);
     std::printf("acc1 %.3f acc5 %.3f loss %.4f\n", s.acc1, s.acc5, s.loss);
@@ -330,11 +340,11 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   }
 
   std::error_code ec;
-  fs::create_directories(a.output_dir, ec);
-  if (ec) fail("--output_dir ", a.output_dir, ": cannot create: ", ec.message());
-  fs::create_directories(log_dir, ec);
-  if (ec) fail("--log_dir ", log_dir, ": cannot create: ", ec.message());
-  {
+  if (root) {
+    fs::create_directories(a.output_dir, ec);
+    if (ec) fail("--output_dir ", a.output_dir, ": cannot create: ", ec.message());
+    fs::create_directories(log_dir, ec);
+    if (ec) fail("--log_dir ", log_dir, ": cannot create: ", ec.message());
     const std::string probe = (fs::path(a.output_dir) / ".write_test").string();
     io::write_file_atomic(probe, std::string("ok"));
     fs::remove(probe, ec);
@@ -344,6 +354,8 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   tc.batch_size = a.batch_size;
   tc.seed = a.seed;
   tc.num_workers = a.num_workers;
+  tc.rank = dist::rank();
+  tc.world = world;
   tc.transform.size = cfg.img_size;
   tc.transform.channels = cfg.in_chans;
   tc.transform.train = true;  // RandomResizedCrop(scale 0.08–1, bicubic) + flip + RandAugment + RandomErasing
@@ -353,35 +365,44 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   tc.transform.erasing.prob = a.reprob;
   tc.transform.erasing.mode = a.remode;
   tc.transform.erasing.max_count = a.recount;
-  if (int64_t(train_ds->size()) < a.batch_size)
-    fail(train_ds->description(), ": ", train_ds->size(), " images is fewer than one batch of ", a.batch_size);
+  if (int64_t(train_ds->size()) < int64_t(a.batch_size) * world)
+    fail(train_ds->description(), ": ", train_ds->size(), " images is fewer than one batch of ", a.batch_size,
+         world > 1 ? " × " + std::to_string(world) + " ranks" : std::string());
   Loader loader(*train_ds, tc);
   const int64_t iters = loader.batches_per_epoch();
 
-  const int eff_batch = a.batch_size * a.accum_iter;
+  const int eff_batch = a.batch_size * a.accum_iter * world;  // main_finetune.py: × misc.get_world_size()
   const double lr = a.lr > 0 ? a.lr : a.blr * eff_batch / 256.0;
   const std::vector<double> scales = layer_lr_scales(cfg.depth, a.layer_decay);
   std::vector<float> mom(pl.total, 0.0f), var(pl.total, 0.0f);
   FtState st;
   std::string resume = a.resume;
-  if (resume == "auto") {
-    const fs::path last = fs::path(a.output_dir) / "checkpoint-last.safetensors";
-    resume = fs::exists(last) ? last.string() : "";
-    if (resume.empty())
-      std::fprintf(stderr, "resume auto: no checkpoint in %s, starting fresh\n", a.output_dir.c_str());
+  if (root) {  // rank 0 reads the checkpoint; the others get its contents by broadcast below
+    if (resume == "auto") {
+      const fs::path last = fs::path(a.output_dir) / "checkpoint-last.safetensors";
+      resume = fs::exists(last) ? last.string() : "";
+      if (resume.empty())
+        std::fprintf(stderr, "resume auto: no checkpoint in %s, starting fresh\n", a.output_dir.c_str());
+    }
+    if (!resume.empty()) {
+      st = load_checkpoint(resume, model, mom, var);
+      std::fprintf(stderr, "resumed %s: epoch %d, step %ld, max accuracy %.2f%%\n", resume.c_str(), st.epoch, st.step,
+                   st.max_accuracy);
+    }
   }
-  if (!resume.empty()) {
-    st = load_checkpoint(resume, model, mom, var);
-    std::fprintf(stderr, "resumed %s: epoch %d, step %ld, max accuracy %.2f%%\n", resume.c_str(), st.epoch, st.step,
-                 st.max_accuracy);
-  }
+  // Every rank starts from rank 0's weights and optimizer state. (The position is whole epochs: any rank count
+  // can resume.)
+  dist::broadcast_value(st);
+  dist::broadcast(model.params_data(), pl.total * sizeof(float));
+  dist::broadcast(mom.data(), pl.total * sizeof(float));
+  dist::broadcast(var.data(), pl.total * sizeof(float));
 
   const std::string ck_last = (fs::path(a.output_dir) / "checkpoint-last.safetensors").string();
   const std::string ck_best = (fs::path(a.output_dir) / "checkpoint-best.safetensors").string();
   const std::string log_txt = (fs::path(log_dir) / "log.txt").string();
   const std::string curve_svg = (fs::path(log_dir) / "accuracy_curve.svg").string();
   Series acc1s{"test acc@1", {}, {}, "#1f77b4", true}, acc5s{"test acc@5", {}, {}, "#2ca02c", true};
-  {  // keep the epochs the checkpoint has seen
+  if (root) {  // keep the epochs the checkpoint has seen
     std::string kept;
     std::ifstream in(log_txt);
     std::string line;
@@ -400,12 +421,17 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   const nlohmann::json args = args_json(a);
   const MixupConfig mix = mixup_config(a, cc.nb_classes);
   const uint64_t mix_key = Rng::derive(a.seed, stream::mixup), drop_key = Rng::derive(a.seed, stream::drop);
-  std::fprintf(stderr, "data: %s\neval: %s\n", train_ds->description().c_str(), val_ds->description().c_str());
-  std::fprintf(stderr, "base lr: %.3e  actual lr: %.3e  effective batch: %d  accum_iter: %d  layer_decay: %g  "
-               "threads: %d  workers: %d\n", a.blr, lr, eff_batch, a.accum_iter, a.layer_decay, omp_get_max_threads(),
-               a.num_workers);
-  std::fprintf(stderr, "criterion: %s\n", mix.active() ? "SoftTargetCrossEntropy (mixup/cutmix)"
-                                          : a.smoothing > 0 ? "LabelSmoothingCrossEntropy" : "CrossEntropyLoss");
+  if (root) {
+    std::fprintf(stderr, "data: %s\neval: %s\n", train_ds->description().c_str(), val_ds->description().c_str());
+    std::fprintf(stderr, "base lr: %.3e  actual lr: %.3e  effective batch: %d  accum_iter: %d  layer_decay: %g  "
+                 "threads: %d  workers: %d\n", a.blr, lr, eff_batch, a.accum_iter, a.layer_decay,
+                 omp_get_max_threads(), a.num_workers);
+    if (world > 1)
+      std::fprintf(stderr, "data parallel: %d ranks × batch %d (global batch %d), %d threads per rank\n", world,
+                   a.batch_size, a.batch_size * world, omp_get_max_threads());
+    std::fprintf(stderr, "criterion: %s\n", mix.active() ? "SoftTargetCrossEntropy (mixup/cutmix)"
+                                            : a.smoothing > 0 ? "LabelSmoothingCrossEntropy" : "CrossEntropyLoss");
+  }
   const int C = cfg.in_chans, S = cfg.img_size;
   std::vector<float> mixed(mix.active() ? size_t(a.batch_size) * C * S * S : 0);
   const float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // torch.optim.AdamW(param_groups, lr) defaults
@@ -444,7 +470,9 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
       if (model.blocks().drop_path_active())
         model.blocks().draw_drop_path(drop_key, uint64_t(epoch), b->indices.data(), B);
       model.forward(images, B);
-      const float loss = model.loss(targets.data(), B);
+      double loss_d = model.loss(targets.data(), B);
+      dist::allreduce_sum(&loss_d, 1);  // the global batch's loss: the mean of the ranks' equal-sized slices
+      const float loss = float(loss_d / world);
       if (!std::isfinite(loss)) {
         progress.done();
         fail("Loss is ", loss, ", stopping training (epoch ", epoch, " batch ", i, "; last checkpoint ",
@@ -452,6 +480,7 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
       }
       model.backward(1.0f / float(a.accum_iter), B);  // loss /= accum_iter
       if ((i + 1) % a.accum_iter == 0) {
+        dist::allreduce_mean(model.grads_data(), pl.total);  // one blocking all-reduce of the flat gradient buffer
         ++st.step;
         // AdamW over the lr-decay groups: lr · lr_scale[layer_id], weight decay only where the group has it
         for (const auto& s : pl.specs)
@@ -464,17 +493,21 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
       char line[256];
       std::snprintf(line, sizeof line, "epoch %d/%d  batch %lld/%lld  loss %.4f  lr %.3e  %.1f img/s", epoch + 1,
-                    a.epochs, (long long)(i + 1), (long long)iters, loss, cur_lr, double(n) * B / std::max(el, 1e-9));
-      progress.update(line, i + 1 == iters);
+                    a.epochs, (long long)(i + 1), (long long)iters, loss, cur_lr,
+                    double(n) * B * world / std::max(el, 1e-9));
+      if (root) progress.update(line, i + 1 == iters);
     }
     progress.done();
     const double train_loss = loss_sum / std::max<long>(n, 1), train_lr = lr_sum / std::max<long>(n, 1);
+    st.epoch = epoch + 1;
+    ++result.epochs_run;
+    result.last_train_loss = train_loss;
+    if (!root) continue;  // the others go on to the next epoch and wait for rank 0 in its first all-reduce
     const EvalStats ev = evaluate(model, val_loader, cc.nb_classes, targets);
     std::fprintf(stderr, "Accuracy of the network on the %lld test images: %.1f%%\n", (long long)ev.n, ev.acc1);
     const bool best = ev.acc1 > max_acc || !fs::exists(ck_best);
     max_acc = std::max(max_acc, ev.acc1);
     std::fprintf(stderr, "Max accuracy: %.2f%%\n", max_acc);
-    st.epoch = epoch + 1;
     st.max_accuracy = max_acc;
     save_checkpoint(ck_last, model, &mom, &var, st, args);
     if (best) save_checkpoint(ck_best, model, nullptr, nullptr, st, args);
@@ -490,10 +523,10 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
     std::fprintf(stderr, "epoch %d: train loss %.4f, test acc@1 %.2f acc@5 %.2f loss %.4f, %.1f s -> %s\n", epoch + 1,
                  train_loss, ev.acc1, ev.acc5, ev.loss, el, ck_last.c_str());
     result.last_acc1 = ev.acc1, result.last_acc5 = ev.acc5, result.last_test_loss = ev.loss;
-    result.last_train_loss = train_loss;
-    ++result.epochs_run;
   }
   result.best_acc1 = max_acc;
+  dist::barrier();  // rank 0's checkpoints are complete before any rank reports success
+  if (!root) return result;
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
   std::fprintf(stderr, "done in %s: max accuracy %.2f%%; checkpoints %s, %s; log %s\n",
                format_duration(total).c_str(), max_acc, ck_last.c_str(), ck_best.c_str(), log_txt.c_str());

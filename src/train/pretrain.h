@@ -34,6 +34,7 @@ struct PretrainArgs {
   uint64_t seed = 0;
   int threads = 0;
   double print_every_s = 5;
+  std::string device = "cpu";  // "cuda": the model on the GPU (CUDA builds); precision is set globally (ops_cuda.h)
 };
 
 // Runs the whole pretraining; throws mae::Error on bad input. Returns the final epoch-mean loss.

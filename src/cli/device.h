@@ -1,0 +1,16 @@
+// --device / --precision for the commands that can run on the GPU (bench, forward, pretrain).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace mae::cli {
+
+// "cpu" → false, "cuda" → true after checking that this build has the CUDA backend and that a device is present;
+// anything else, or cuda without either, throws mae::Error with the reason ("built without CUDA", "no CUDA device
+// found"). Also applies --precision (bf16 only with cuda).
+bool select_device(const std::string& device, const std::string& precision);
+
+// Adds --device and --precision to a subcommand.
+void add_device_options(CLI::App* c, std::string& device, std::string& precision);
+
+}  // namespace mae::cli

@@ -1,0 +1,70 @@
+// The CUDA backend's op set: the same signatures as mae::ref / mae::cpu (ops/op_decls.inc), float only, every
+// pointer a DEVICE pointer (index tensors too). Plain C++: no CUDA header is needed to include this file, so the
+// model and the CLI compile with g++ alone. Only built with MAE_CUDA (CMake option).
+//
+// Execution model: one process-wide context (lazily created on first use) owns one CUDA stream, the cuBLAS and
+// cuBLASLt handles and grow-only scratch buffers. Every op is enqueued on that stream and returns without waiting,
+// except the two that return a host scalar (masked_mse_forward, softmax_xent_forward), which synchronise.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace mae::cuda {
+#include "ops/op_decls.inc"
+}  // namespace mae::cuda
+
+namespace mae::cuda {
+
+// GEMM precision of linear_forward/linear_backward. Bf16: inputs rounded to bf16 on the fly into scratch buffers,
+// cuBLASLt bf16 × bf16 with fp32 accumulation and fp32 outputs; activations, master weights, gradients, AdamW,
+// LayerNorm statistics, softmax and the loss stay fp32. (Next step: store activations in bf16 too.)
+enum class Precision { fp32, bf16 };
+void set_precision(Precision p);
+Precision precision();
+// "fp32" | "bf16" → Precision; throws mae::Error naming the flag otherwise.
+Precision parse_precision(const std::string& s);
+
+// Attention core: `fused` (default) runs one kernel per (sample, head) for sequences up to 256 tokens and head
+// dims up to 128, `cublas` always uses per-head strided-batched cuBLAS GEMMs and a softmax kernel. The environment
+// variable MAE_CUDA_ATTENTION=cublas selects the latter at start-up.
+enum class AttentionImpl { fused, cublas };
+void set_attention_impl(AttentionImpl impl);
+AttentionImpl attention_impl();
+
+// Number of usable devices (0 when the driver or the device is missing; never throws).
+int device_count();
+// Throws mae::Error("no CUDA device found: ...") when there is none; otherwise creates the context.
+void require_device();
+std::string device_name();
+void synchronize();
+// Bytes of device memory currently allocated through this backend (params, activations, scratch) and the peak.
+size_t allocated_bytes();
+size_t peak_allocated_bytes();
+
+// Device memory (what CudaMemory in backend_cuda.h forwards to). alloc is zero-filled.
+void* alloc_bytes(size_t bytes);
+void free_bytes(void* p);
+void zero_bytes(void* p, size_t bytes);
+void upload_bytes(void* dst, const void* src, size_t bytes);    // host → device, synchronous for the host buffer
+void download_bytes(void* dst, const void* src, size_t bytes);  // device → host, synchronous
+
+// Pinned (page-locked) host memory, for per-step uploads that can overlap with compute.
+void* alloc_pinned(size_t bytes);
+void free_pinned(void* p);
+// Enqueues an async host→device copy on the compute stream; `src` must stay unchanged until the stream reaches
+// this point (use pinned memory and synchronize() or a later blocking call before refilling it).
+void upload_async(void* dst, const void* src, size_t bytes);
+
+// AdamW over the whole flat buffer in ONE kernel: `segments` (offset, numel, decay?) from the ParamList, cached on
+// the device per list. Same per-element arithmetic as adamw_update.
+struct AdamWSegment {
+  size_t offset, numel;
+  bool decay;
+};
+void adamw_flat(float* p, float* m, float* v, const float* g, const AdamWSegment* segs, int nsegs, const void* key,
+                float lr, float beta1, float beta2, float eps, float wd, long t);
+
+// Σ g² over n elements (double accumulation), for the gradient norm log line. Synchronises.
+double sum_squares(const float* g, size_t n);
+
+}  // namespace mae::cuda

@@ -1,0 +1,132 @@
+// Training state of a model whose buffers may live on a device (CUDA): the pretraining loop keeps reading and
+// writing HOST buffers for checkpoints, broadcasts and all-reduces, and this class moves them across when the
+// backend is not host memory. On host backends (cpu, ref) every call is a no-op or a plain pointer: the loop is
+// unchanged.
+#pragma once
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "model/mae.h"
+#include "ops/backend.h"
+#include "train/train_checkpoint.h"
+#ifdef MAE_CUDA
+#include "ops/cuda/ops_cuda.h"
+#endif
+
+namespace mae {
+
+template <class Bk> class TrainMirror {
+ public:
+  static constexpr bool kHost = std::is_base_of_v<HostMemory, Bk>;
+
+  explicit TrainMirror(MaeModel<Bk>& model) : model_(model), np_(model.params().total) {
+    m_.assign(np_, 0.0f), v_.assign(np_, 0.0f);
+    if constexpr (!kHost) {
+      hp_.assign(np_, 0.0f), hg_.assign(np_, 0.0f);
+      dm_ = Bk::template alloc<float>(np_);
+      dv_ = Bk::template alloc<float>(np_);
+    }
+  }
+  ~TrainMirror() {
+    if constexpr (!kHost) {
+      Bk::release(dm_);
+      Bk::release(dv_);
+      Bk::release(dimgs_);
+#ifdef MAE_CUDA
+      cuda::free_pinned(pinned_);
+#endif
+    }
+  }
+  TrainMirror(const TrainMirror&) = delete;
+  TrainMirror& operator=(const TrainMirror&) = delete;
+
+  // What checkpoints and broadcasts read and write (host memory in every case).
+  TrainBuffers host_buffers() {
+    if constexpr (kHost) return {model_.params_data(), m_.data(), v_.data(), model_.grads_data()};
+    else return {hp_.data(), m_.data(), v_.data(), hg_.data()};
+  }
+  // AdamW moments in the backend's memory.
+  float* m() { return kHost ? m_.data() : dm_; }
+  float* v() { return kHost ? v_.data() : dv_; }
+
+  // Device → host mirrors (before a checkpoint or a broadcast from this rank).
+  void to_host(bool grads) {
+    if constexpr (!kHost) {
+      Bk::download(hp_.data(), model_.params_data(), np_);
+      Bk::download(m_.data(), dm_, np_);
+      Bk::download(v_.data(), dv_, np_);
+      if (grads) Bk::download(hg_.data(), model_.grads_data(), np_);
+    }
+  }
+  // Host mirrors → device (after a resume or a broadcast).
+  void to_device(bool grads) {
+    if constexpr (!kHost) {
+      Bk::upload(model_.params_data(), hp_.data(), np_);
+      Bk::upload(dm_, m_.data(), np_);
+      Bk::upload(dv_, v_.data(), np_);
+      if (grads) Bk::upload(model_.grads_data(), hg_.data(), np_);
+    }
+  }
+
+  // The loader's host batch as the model's input. On CUDA: copied into a pinned buffer and uploaded asynchronously
+  // on the compute stream (the previous step's loss readback has synchronised, so the pinned buffer is free again).
+  const float* images(const std::vector<float>& host) {
+    if constexpr (kHost) {
+      return host.data();
+    } else {
+      if (host.size() > nimgs_) {
+        Bk::release(dimgs_);
+        dimgs_ = Bk::template alloc<float>(host.size());
+#ifdef MAE_CUDA
+        cuda::free_pinned(pinned_);
+        pinned_ = static_cast<float*>(cuda::alloc_pinned(host.size() * sizeof(float)));
+#endif
+        nimgs_ = host.size();
+      }
+#ifdef MAE_CUDA
+      cuda::synchronize();  // the previous async copy out of pinned_ is done
+      std::memcpy(pinned_, host.data(), host.size() * sizeof(float));
+      cuda::upload_async(dimgs_, pinned_, host.size() * sizeof(float));
+#else
+      Bk::upload(dimgs_, host.data(), host.size());
+#endif
+      return dimgs_;
+    }
+  }
+
+  // Runs f(float* host_grads) on the gradients (an all-reduce): on a device backend they go down and back up.
+  template <class F> void on_host_grads(F&& f) {
+    if constexpr (kHost) {
+      f(model_.grads_data());
+    } else {
+      Bk::download(hg_.data(), model_.grads_data(), np_);
+      f(hg_.data());
+      Bk::upload(model_.grads_data(), hg_.data(), np_);
+    }
+  }
+
+  // ‖grads‖₂ computed where the gradients are (host_norm: the loop's own host function).
+  template <class H> double grad_norm(H&& host_norm) {
+    if constexpr (kHost) {
+      return host_norm(model_.grads_data(), np_);
+    } else {
+#ifdef MAE_CUDA
+      return std::sqrt(cuda::sum_squares(model_.grads_data(), np_));
+#else
+      Bk::download(hg_.data(), model_.grads_data(), np_);
+      return host_norm(hg_.data(), np_);
+#endif
+    }
+  }
+
+ private:
+  MaeModel<Bk>& model_;
+  size_t np_;
+  std::vector<float> m_, v_, hp_, hg_;
+  float *dm_ = nullptr, *dv_ = nullptr, *dimgs_ = nullptr, *pinned_ = nullptr;
+  size_t nimgs_ = 0;
+};
+
+}  // namespace mae
