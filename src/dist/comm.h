@@ -53,8 +53,9 @@ void barrier();
 
 // ---- NCCL hook (GPU builds) ----
 // With MAE_CUDA && MAE_NCCL, a CUDA build averages device gradients with ncclAllReduce on a communicator made from an
-// ncclUniqueId that rank 0 broadcasts over MPI (ncclCommInitRank); stream-ordered, so it can overlap the next
-// bucket's backward. Not implemented yet: the CPU path above is the only one. The declaration is the intended shape.
+// ncclUniqueId that rank 0 broadcasts over MPI (ncclCommInitRank), enqueued on the compute stream (no host round
+// trip; one all-reduce per step, not yet bucketed under backward). Implemented in src/ops/cuda/nccl_comm.cpp;
+// compiled here, not yet run (no GPU has been lent). Device selection: src/ops/cuda/context.cu (local rank).
 #if defined(MAE_CUDA) && defined(MAE_NCCL)
 struct NcclComm;
 NcclComm* nccl_init(int device);                                                  // collective over all ranks

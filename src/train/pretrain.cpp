@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -141,6 +142,20 @@ double grad_norm(const float* g, size_t n) {
 }
 
 }  // namespace
+
+// The gradient average over ranks. A CUDA build with NCCL all-reduces the device buffer on the compute stream;
+// otherwise MPI over host memory (the mirror downloads and uploads when the model is on a device).
+template <class Bk> void average_grads(MaeModel<Bk>& model, TrainMirror<Bk>& mirror, size_t np) {
+#if defined(MAE_CUDA) && defined(MAE_NCCL)
+  if constexpr (!std::is_base_of_v<HostMemory, Bk>) {
+    static dist::NcclComm* comm = dist::nccl_init(0);  // collective: every rank reaches its first step together
+    dist::nccl_allreduce_mean(comm, model.grads_data(), np, cuda::stream_handle());
+    return;
+  }
+#endif
+  (void)model;
+  mirror.on_host_grads([&](float* g) { dist::allreduce_mean(g, np); });
+}
 
 // The loop on one backend: CpuBackend, or CudaBackend with --device cuda (the model's buffers on the GPU; the
 // TrainMirror keeps host copies for checkpoints, broadcasts and all-reduces).
@@ -300,7 +315,7 @@ template <class Bk> double pretrain_on(const PretrainArgs& a) {
       if ((i + 1) % a.accum_iter == 0) {
         // One blocking all-reduce over the flat gradient buffer after backward (no bucketing, no overlap): each rank
         // holds ∂(mean loss of its slice)/∂θ, their mean is ∂(mean loss of the global batch)/∂θ.
-        if (world > 1) mirror.on_host_grads([&](float* g) { dist::allreduce_mean(g, np); });
+        if (world > 1) average_grads(model, mirror, np);
         gn = mirror.grad_norm(grad_norm);
         adamw_step<Bk>(pl, model.params_data(), mirror.m(), mirror.v(), model.grads_data(), cur_lr, oc, st.step + 1);
         model.zero_grad();
@@ -344,7 +359,7 @@ template <class Bk> double pretrain_on(const PretrainArgs& a) {
     st.pending_grads = (st.next_batch % a.accum_iter) != 0;
     // Gradients of an unfinished update are saved averaged over ranks (and every rank continues from that mean,
     // which the next all-reduce leaves unchanged): so any rank count can resume them.
-    if (st.pending_grads && world > 1) mirror.on_host_grads([&](float* g) { dist::allreduce_mean(g, np); });
+    if (st.pending_grads && world > 1) average_grads(model, mirror, np);
     if (epoch_done) {
       last_epoch_loss = loss_sum / std::max<long>(loss_n, 1);
       // log_stats = {'train_loss', 'train_lr', 'epoch', ...} — one JSON object per line, as the official log.txt

@@ -1,5 +1,6 @@
 // The CUDA context (stream, cuBLAS/cuBLASLt handles, scratch), device memory, precision switch, the flat AdamW
 // kernel and small reductions shared by the callers.
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -30,6 +31,15 @@ Context& ctx() {
     const std::string why = no_device_reason();
     if (!why.empty()) fail("no CUDA device found (", why, ")");
     auto* x = new Context;
+    // One GPU per rank: the launcher's local rank picks the device (mpirun / srun / torchrun-style variables).
+    for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "LOCAL_RANK"}) {
+      if (const char* v = std::getenv(var)) {
+        int n = 0;
+        MAE_CUDA_CHECK(cudaGetDeviceCount(&n));
+        MAE_CUDA_CHECK(cudaSetDevice(std::atoi(v) % n));
+        break;
+      }
+    }
     MAE_CUDA_CHECK(cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking));
     MAE_CUBLAS_CHECK(cublasCreate(&x->blas));
     MAE_CUBLAS_CHECK(cublasSetStream(x->blas, x->stream));
@@ -90,6 +100,7 @@ std::string device_name() {
   return p.name;
 }
 void synchronize() { MAE_CUDA_CHECK(cudaStreamSynchronize(ctx().stream)); }
+void* stream_handle() { return ctx().stream; }
 
 size_t allocated_bytes() {
   std::lock_guard<std::mutex> l(g_mu);

@@ -37,6 +37,8 @@ int device_count();
 void require_device();
 std::string device_name();
 void synchronize();
+// The compute stream (a cudaStream_t), for work enqueued outside this backend (the NCCL all-reduce).
+void* stream_handle();
 // Bytes of device memory currently allocated through this backend (params, activations, scratch) and the peak.
 size_t allocated_bytes();
 size_t peak_allocated_bytes();
