@@ -115,4 +115,16 @@ __device__ __forceinline__ double warp_sum_d(double v) {
   return v;
 }
 
+// One AdamW element (the arithmetic of the CPU adamw_update): shared by the per-tensor and the flat-buffer kernels.
+__device__ __forceinline__ void adamw_element(float* p, float* m, float* v, const float* g, size_t i, float decay,
+                                              float b1, float b2, float omb1, float omb2, float step_size,
+                                              float bc2_sqrt, float eps) {
+  const float gi = g[i];
+  const float mi = m[i] * b1 + gi * omb1;
+  const float vi = v[i] * b2 + gi * gi * omb2;
+  m[i] = mi;
+  v[i] = vi;
+  p[i] = p[i] * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+}
+
 }  // namespace mae::cuda

@@ -188,15 +188,8 @@ __global__ void adamw_flat_kernel(float* p, float* m, float* v, const float* g, 
   for (int ci = blockIdx.x; ci < nchunks; ci += gridDim.x) {
     const Chunk ch = chunks[ci];
     const float decay = ch.decay ? decay_factor : 1.0f;
-    for (unsigned j = threadIdx.x; j < ch.count; j += blockDim.x) {
-      const size_t i = ch.offset + j;
-      const float gi = g[i];
-      const float mi = m[i] * b1 + gi * one_m_b1;
-      const float vi = v[i] * b2 + gi * gi * one_m_b2;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
-    }
+    for (unsigned j = threadIdx.x; j < ch.count; j += blockDim.x)
+      adamw_element(p, m, v, g, ch.offset + j, decay, b1, b2, one_m_b1, one_m_b2, step_size, bc2_sqrt, eps);
   }
 }
 

@@ -60,14 +60,7 @@ __global__ void residual_scale_bwd(float* dx, float* dbranch, const float* dout,
 }
 __global__ void adamw_kernel(float* p, float* m, float* v, const float* g, size_t n, float decay, float b1, float b2,
                              float omb1, float omb2, float step_size, float bc2_sqrt, float eps) {
-  MAE_GRID_STRIDE(i, n) {
-    const float gi = g[i];
-    const float mi = m[i] * b1 + gi * omb1;
-    const float vi = v[i] * b2 + gi * gi * omb2;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
-  }
+  MAE_GRID_STRIDE(i, n) adamw_element(p, m, v, g, i, decay, b1, b2, omb1, omb2, step_size, bc2_sqrt, eps);
 }
 
 // One thread per element of the patch rows (B, L, P); `ijc` picks the (i, j, c) order, else (c, i, j).
