@@ -42,18 +42,15 @@ template <class Bk> void BlockStack<Bk>::plan(ArenaRequests<T>& req, int batch, 
   const size_t N = size_t(batch) * Tn, D = D_, Hd = hidden_;
   a_.assign(w_.size(), Acts{});
   for (auto& a : a_) {
-    req.push_back({&a.ln1, N * D});
     req.push_back({&a.ln1_mean, N});
     req.push_back({&a.ln1_rstd, N});
     req.push_back({&a.qkv, N * 3 * D});
     req.push_back({&a.att, size_t(batch) * H_ * Tn * Tn});
     req.push_back({&a.atty, N * D});
     req.push_back({&a.xmid, N * D});
-    req.push_back({&a.ln2, N * D});
     req.push_back({&a.ln2_mean, N});
     req.push_back({&a.ln2_rstd, N});
     req.push_back({&a.fc1, N * Hd});
-    req.push_back({&a.gelu, N * Hd});
     req.push_back({&a.xout, N * D});
   }
   if (rate_ > 0) {
@@ -98,20 +95,22 @@ template <class Bk> void BlockStack<Bk>::set_drop_scales(const T* host, int B) {
 
 // ---- one timm Block: x = x + drop_path(attn(norm1(x))); x = x + drop_path(mlp(norm2(x))) ----
 template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int B) {
+  MAE_CHECK(scratch_ != nullptr, "BlockStack::forward without scratch");
   const Weights& w = w_[size_t(i)];
   const Acts& a = a_[size_t(i)];
+  const BlockScratch<T>& s = *scratch_;
   const int N = B * Tn_, D = D_, Hd = hidden_;
   const size_t per = size_t(Tn_) * D;
-  Bk::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // (N, D)
-  Bk::linear_forward(a.qkv, a.ln1, w.qkvw, w.qkvb, N, D, 3 * D);                        // (N, 3D)
-  Bk::attention_forward(a.atty, a.att, a.qkv, B, Tn_, D, H_);                           // (N, D), att (B,H,Tn,Tn)
-  Bk::linear_forward(a.xmid, a.atty, w.projw, w.projb, N, D, D);                        // proj
-  if (drops(i)) Bk::residual_scale_forward(a.xmid, x, a.xmid, scale(i, 0), B, per);    // x + drop_path(attn(...))
-  else Bk::add_forward(a.xmid, a.xmid, x, size_t(N) * D);                               // x + attn(...)
-  Bk::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.xmid, w.ln2w, w.ln2b, N, D, eps_);
-  Bk::linear_forward(a.fc1, a.ln2, w.fc1w, w.fc1b, N, D, Hd);  // (N, Hd)
-  Bk::gelu_forward(a.gelu, a.fc1, size_t(N) * Hd);
-  Bk::linear_forward(a.xout, a.gelu, w.fc2w, w.fc2b, N, Hd, D);  // (N, D)
+  Bk::layernorm_forward(s.lnout, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // (N, D)
+  Bk::linear_forward(a.qkv, s.lnout, w.qkvw, w.qkvb, N, D, 3 * D);                         // (N, 3D)
+  Bk::attention_forward(a.atty, a.att, a.qkv, B, Tn_, D, H_);                              // (N, D), att (B,H,Tn,Tn)
+  Bk::linear_forward(a.xmid, a.atty, w.projw, w.projb, N, D, D);                           // proj
+  if (drops(i)) Bk::residual_scale_forward(a.xmid, x, a.xmid, scale(i, 0), B, per);       // x + drop_path(attn(...))
+  else Bk::add_forward(a.xmid, a.xmid, x, size_t(N) * D);                                  // x + attn(...)
+  Bk::layernorm_forward(s.lnout, a.ln2_mean, a.ln2_rstd, a.xmid, w.ln2w, w.ln2b, N, D, eps_);
+  Bk::linear_forward(a.fc1, s.lnout, w.fc1w, w.fc1b, N, D, Hd);  // (N, Hd)
+  Bk::gelu_forward(s.act, a.fc1, size_t(N) * Hd);
+  Bk::linear_forward(a.xout, s.act, w.fc2w, w.fc2b, N, Hd, D);  // (N, D)
   if (drops(i)) Bk::residual_scale_forward(a.xout, a.xmid, a.xout, scale(i, 1), B, per);  // + drop_path(mlp(...))
   else Bk::add_forward(a.xout, a.xout, a.xmid, size_t(N) * D);                            // x + mlp(...)
 }
@@ -133,12 +132,15 @@ template <class Bk> void BlockStack<Bk>::block_backward(int i, const T* x, T* dr
     Bk::residual_scale_backward(nullptr, s.branch, dres, scale(i, 1), B, per);
     dmlp = s.branch;
   }
+  Bk::gelu_forward(s.act, a.fc1, nh);  // recomputed, as forward had it
   Bk::zero(s.gelu, nh);
-  Bk::linear_backward(s.gelu, g.fc2w, g.fc2b, dmlp, a.gelu, w.fc2w, N, Hd, D);
+  Bk::linear_backward(s.gelu, g.fc2w, g.fc2b, dmlp, s.act, w.fc2w, N, Hd, D);
   Bk::zero(s.fc1, nh);
   Bk::gelu_backward(s.fc1, s.gelu, a.fc1, nh);
+  // norm2(xmid) recomputed: the same kernel on the same input rewrites the same mean/rstd and output
+  Bk::layernorm_forward(s.lnout, a.ln2_mean, a.ln2_rstd, a.xmid, w.ln2w, w.ln2b, N, D, eps_);
   Bk::zero(s.ln, nd);
-  Bk::linear_backward(s.ln, g.fc1w, g.fc1b, s.fc1, a.ln2, w.fc1w, N, D, Hd);
+  Bk::linear_backward(s.ln, g.fc1w, g.fc1b, s.fc1, s.lnout, w.fc1w, N, D, Hd);
   Bk::layernorm_backward(dres, g.ln2w, g.ln2b, s.ln, a.xmid, w.ln2w, a.ln2_mean, a.ln2_rstd, N, D);
   // attention branch
   const T* dattn = dres;
@@ -151,8 +153,9 @@ template <class Bk> void BlockStack<Bk>::block_backward(int i, const T* x, T* dr
   Bk::linear_backward(s.atty, g.projw, g.projb, dattn, a.atty, w.projw, N, D, D);
   Bk::zero(s.qkv, 3 * nd);
   Bk::attention_backward(s.qkv, s.att, s.atty, a.qkv, a.att, B, Tn_, D, H_);
+  Bk::layernorm_forward(s.lnout, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // norm1(x) recomputed
   Bk::zero(s.ln, nd);
-  Bk::linear_backward(s.ln, g.qkvw, g.qkvb, s.qkv, a.ln1, w.qkvw, N, D, 3 * D);
+  Bk::linear_backward(s.ln, g.qkvw, g.qkvb, s.qkv, s.lnout, w.qkvw, N, D, 3 * D);
   Bk::layernorm_backward(dres, g.ln1w, g.ln1b, s.ln, x, w.ln1w, a.ln1_mean, a.ln1_rstd, N, D);
 }
 

@@ -37,9 +37,12 @@ template <class Bk> typename Bk::T* allocate_arena(ArenaRequests<typename Bk::T>
   return arena;
 }
 
-// Backward workspace of one block, shared between stacks (contents undefined between calls).
+// Workspace of one block, shared between stacks (contents undefined between calls). lnout and act hold the
+// LayerNorm and GELU outputs, which are not kept per block: forward writes them here just before the GEMM that
+// reads them, backward recomputes them here (an element-wise pass each) — a third of the activation memory.
 template <class T> struct BlockScratch {
   T *ln = nullptr, *qkv = nullptr, *atty = nullptr, *fc1 = nullptr, *gelu = nullptr, *att = nullptr;
+  T *lnout = nullptr, *act = nullptr;
   T* branch = nullptr;  // ∂loss/∂branch output under drop path (only planned when some stack uses drop path)
 
   struct Size {  // elements each buffer needs
@@ -59,6 +62,8 @@ template <class T> struct BlockScratch {
     req.push_back({&fc1, s.nh});
     req.push_back({&gelu, s.nh});
     req.push_back({&att, s.att});
+    req.push_back({&lnout, s.nd});
+    req.push_back({&act, s.nh});
     if (s.drop_path) req.push_back({&branch, s.nd});
   }
 };
@@ -71,7 +76,8 @@ template <class Bk> class BlockStack {
     T *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fc1w, *fc1b, *fc2w, *fc2b;
   };
   struct Acts {
-    T *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *xmid, *ln2, *ln2_mean, *ln2_rstd, *fc1, *gelu, *xout;
+    // LayerNorm outputs and GELU output are recomputed in backward (BlockScratch::lnout, act), not kept.
+    T *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *xmid, *ln2_mean, *ln2_rstd, *fc1, *xout;
   };
 
   // Blocks prefix + "0." ... prefix + (depth−1) + "." of `list`, width D, H heads, MLP hidden width, LayerNorm eps.

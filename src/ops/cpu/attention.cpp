@@ -4,12 +4,16 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/cpu/fast_math.h"
 #include "ops/cpu/gemm.h"
 #include "ops/ops.h"
 
 namespace mae::cpu {
 
 namespace {
+inline float expo(float x) { return fast_exp(x); }  // vectorisable; libm's expf was 2% of a training step
+inline double expo(double x) { return std::exp(x); }
+
 // In place: each row of s (n, n) becomes softmax(row).
 template <class T> void softmax_rows(T* s, int n) {
   for (int i = 0; i < n; ++i) {
@@ -17,11 +21,13 @@ template <class T> void softmax_rows(T* s, int n) {
     T mx = r[0];
     for (int j = 1; j < n; ++j) mx = std::max(mx, r[j]);
     T sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j < n; ++j) {
-      r[j] = std::exp(r[j] - mx);
+      r[j] = expo(r[j] - mx);
       sum += r[j];
     }
     const T inv = T(1) / sum;
+#pragma omp simd
     for (int j = 0; j < n; ++j) r[j] *= inv;
   }
 }
