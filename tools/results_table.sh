@@ -5,11 +5,14 @@
 #   - fine-tuning from MAE vs the same ViT from scratch with the same recipe and budget.
 # Every row records accuracy, epochs and wall time; runs/table/results.md is the table. Rerunning resumes/skips
 # what is done (each step writes a .done file), so the script can be stopped and started again.
-#   tools/results_table.sh                 the README's table: 3 pretraining epochs, 8 fine-tuning (≈ 2 h 40 min, 2 cores)
+#   tools/results_table.sh                 every row: 3 pretraining epochs, 8 fine-tuning (≈ 2 h 40 min, 2 cores)
 #   FT_EPOCHS=3 OUT=runs/table-ft3 ONLY="pt75 ft_mae ft_scratch ft_mae_light ft_scratch_light" tools/results_table.sh
 #   MAE=build/mae OUT=runs/table ONLY="pt75 pt50" PT_EPOCHS=10 tools/results_table.sh      a longer budget, some rows
 # Run it alone: two 2-thread jobs on 2 cores make both several times slower and the wall times meaningless.
 set -euo pipefail
+# the body is one { } group, parsed whole before it runs: editing this file during a multi-hour run cannot
+# make bash read the rest from a shifted offset
+{
 cd "$(dirname "$0")/.."
 MAE=${MAE:-build/mae}
 OUT=${OUT:-runs/table}
@@ -86,3 +89,5 @@ finetune ft_scratch_light --model $MODEL --aa none --reprob 0
   awk -F'\t' '{ printf "| %s | %s | %s | %s | %d min %02d s |\n", $1, $2, $3, $4, $5/60, $5%60 }' "$res"
 } > "$OUT/results.md"
 cat "$OUT/results.md"
+exit
+}
