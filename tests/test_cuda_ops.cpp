@@ -172,6 +172,50 @@ TEST_F(Cuda, GeluAddResidual) {
   EXPECT_REL(d_db.host(), db, kTol);
 }
 
+// The fused forward ops against the CPU's (which equal the unfused sequences bit for bit: test_ops_fused.cpp).
+void residual_layernorm_case(int B, int Tn, int C, bool with_scale, bool alias) {
+  const size_t n = size_t(B) * Tn * C, rows = size_t(B) * Tn;
+  const F x = rnd(n, 1, 1.5f), br = rnd(n, 2), w = rnd(C, 3), b = rnd(C, 4);
+  F scale;
+  for (int i = 0; i < B; ++i) scale.push_back(i % 3 == 1 ? 0.f : 1.25f);
+  F sum(n), out(n), mean(rows), rstd(rows), brc = br;
+  DF d_x(x), d_br(br), d_w(w), d_b(b), d_scale(scale), d_sum(sum), d_out(out), d_mean(mean), d_rstd(rstd);
+  const float* sc = with_scale ? scale.data() : nullptr;
+  cpu::residual_layernorm_forward(alias ? brc.data() : sum.data(), out.data(), mean.data(), rstd.data(), x.data(),
+                                  brc.data(), sc, w.data(), b.data(), B, Tn, C, 1e-6f);
+  cuda::residual_layernorm_forward(alias ? d_br.p : d_sum.p, d_out.p, d_mean.p, d_rstd.p, d_x.p, d_br.p,
+                                   with_scale ? d_scale.p : nullptr, d_w.p, d_b.p, B, Tn, C, 1e-6f);
+  EXPECT_REL(alias ? d_br.host() : d_sum.host(), alias ? brc : sum, kTol) << " B " << B << " C " << C;
+  EXPECT_REL(d_out.host(), out, kTol);
+  EXPECT_REL(d_mean.host(), mean, kTol);
+  EXPECT_REL(d_rstd.host(), rstd, kTol);
+}
+
+TEST_F(Cuda, ResidualLayerNorm) {
+  residual_layernorm_case(3, 7, 77, false, false);
+  residual_layernorm_case(5, 13, 129, true, false);
+  residual_layernorm_case(4, 50, 768, false, true);  // the block's call: sum aliases the branch
+  residual_layernorm_case(4, 50, 768, true, true);
+}
+
+void linear_gelu_case(int N, int I, int O, bool bias, double tol) {
+  const F in = rnd(size_t(N) * I, 1), W = rnd(size_t(O) * I, 2, 0.3f), b = rnd(O, 3);
+  F pre(size_t(N) * O), act(pre.size());
+  DF d_in(in), d_W(W), d_b(b), d_pre(pre), d_act(act);
+  cpu::linear_gelu_forward(pre.data(), act.data(), in.data(), W.data(), bias ? b.data() : nullptr, N, I, O);
+  cuda::linear_gelu_forward(d_pre.p, d_act.p, d_in.p, d_W.p, bias ? d_b.p : nullptr, N, I, O);
+  EXPECT_REL(d_pre.host(), pre, tol) << " N " << N << " I " << I << " O " << O;
+  EXPECT_REL(d_act.host(), act, tol);
+}
+
+TEST_F(Cuda, LinearGelu) {
+  linear_gelu_case(37, 29, 23, true, kTol);
+  linear_gelu_case(5, 3, 1, false, kTol);
+  cuda::set_precision(cuda::Precision::bf16);
+  linear_gelu_case(37, 29, 23, true, kTolBf16);
+  linear_gelu_case(301, 96, 384, true, kTolBf16);
+}
+
 void attention_case(int B, int Tn, int D, int H) {
   const F qkv = rnd(size_t(B) * Tn * 3 * D, 1), dout = rnd(size_t(B) * Tn * D, 2);
   F out(size_t(B) * Tn * D), att(size_t(B) * H * Tn * Tn), scratch(att.size()), dqkv = rnd(qkv.size(), 3);

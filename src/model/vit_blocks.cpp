@@ -94,25 +94,37 @@ template <class Bk> void BlockStack<Bk>::set_drop_scales(const T* host, int B) {
 }
 
 // ---- one timm Block: x = x + drop_path(attn(norm1(x))); x = x + drop_path(mlp(norm2(x))) ----
-template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int B) {
+// Each residual add is fused with the LayerNorm that reads its result: the attention residual with norm2, the MLP
+// residual with the NEXT block's norm1 (so block i+1 starts with norm1(x) already in s.lnout; `ln1_done`). The last
+// block's MLP residual is a plain add (the owner's final norm follows).
+template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int B, bool ln1_done) {
   MAE_CHECK(scratch_ != nullptr, "BlockStack::forward without scratch");
   const Weights& w = w_[size_t(i)];
   const Acts& a = a_[size_t(i)];
   const BlockScratch<T>& s = *scratch_;
   const int N = B * Tn_, D = D_, Hd = hidden_;
-  const size_t per = size_t(Tn_) * D;
-  Bk::layernorm_forward(s.lnout, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // (N, D)
+  const T* no_scale = nullptr;
+  if (!ln1_done) Bk::layernorm_forward(s.lnout, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // (N, D)
   Bk::linear_forward(a.qkv, s.lnout, w.qkvw, w.qkvb, N, D, 3 * D);                         // (N, 3D)
   Bk::attention_forward(a.atty, a.att, a.qkv, B, Tn_, D, H_);                              // (N, D), att (B,H,Tn,Tn)
   Bk::linear_forward(a.xmid, a.atty, w.projw, w.projb, N, D, D);                           // proj
-  if (drops(i)) Bk::residual_scale_forward(a.xmid, x, a.xmid, scale(i, 0), B, per);       // x + drop_path(attn(...))
-  else Bk::add_forward(a.xmid, a.xmid, x, size_t(N) * D);                                  // x + attn(...)
-  Bk::layernorm_forward(s.lnout, a.ln2_mean, a.ln2_rstd, a.xmid, w.ln2w, w.ln2b, N, D, eps_);
-  Bk::linear_forward(a.fc1, s.lnout, w.fc1w, w.fc1b, N, D, Hd);  // (N, Hd)
-  Bk::gelu_forward(s.act, a.fc1, size_t(N) * Hd);
-  Bk::linear_forward(a.xout, s.act, w.fc2w, w.fc2b, N, Hd, D);  // (N, D)
-  if (drops(i)) Bk::residual_scale_forward(a.xout, a.xmid, a.xout, scale(i, 1), B, per);  // + drop_path(mlp(...))
-  else Bk::add_forward(a.xout, a.xout, a.xmid, size_t(N) * D);                            // x + mlp(...)
+  // xmid = x + drop_path(attn(...)), lnout = norm2(xmid)
+  Bk::residual_layernorm_forward(a.xmid, s.lnout, a.ln2_mean, a.ln2_rstd, x, a.xmid, drops(i) ? scale(i, 0) : no_scale,
+                                 w.ln2w, w.ln2b, B, Tn_, D, eps_);
+  Bk::linear_gelu_forward(a.fc1, s.act, s.lnout, w.fc1w, w.fc1b, N, D, Hd);  // fc1 (N, Hd) kept, act = gelu(fc1)
+  Bk::linear_forward(a.xout, s.act, w.fc2w, w.fc2b, N, Hd, D);               // (N, D)
+  // xout = xmid + drop_path(mlp(...))
+  const T* sc = drops(i) ? scale(i, 1) : no_scale;
+  if (i + 1 < depth()) {  // ... and lnout = the next block's norm1(xout)
+    const Weights& wn = w_[size_t(i + 1)];
+    const Acts& an = a_[size_t(i + 1)];
+    Bk::residual_layernorm_forward(a.xout, s.lnout, an.ln1_mean, an.ln1_rstd, a.xmid, a.xout, sc, wn.ln1w, wn.ln1b, B,
+                                   Tn_, D, eps_);
+  } else if (sc) {
+    Bk::residual_scale_forward(a.xout, a.xmid, a.xout, sc, B, size_t(Tn_) * D);
+  } else {
+    Bk::add_forward(a.xout, a.xout, a.xmid, size_t(N) * D);
+  }
 }
 
 // dres holds ∂loss/∂xout on entry and ∂loss/∂x on exit: both residual branches accumulate into it in place.
@@ -163,7 +175,7 @@ template <class Bk> const typename Bk::T* BlockStack<Bk>::forward(const T* x0, i
   MAE_CHECK(B >= 1 && B <= batch_, "BlockStack::forward batch ", B, " (planned ", batch_, ")");
   const T* x = x0;
   for (int i = 0; i < depth(); ++i) {
-    block_forward(i, x, B);
+    block_forward(i, x, B, /*ln1_done=*/i > 0);
     x = a_[size_t(i)].xout;
   }
   return x;

@@ -120,7 +120,7 @@ template <class Bk> class BlockStack {
   double forward_flops(int B) const;
 
  private:
-  void block_forward(int i, const T* x, int B);
+  void block_forward(int i, const T* x, int B, bool ln1_done);
   void block_backward(int i, const T* x, T* dres, int B);
   const T* scale(int i, int branch) const { return scale_ + (size_t(i) * 2 + branch) * size_t(batch_); }
   bool drops(int i) const { return drop_path_active() && block_rate(i) > 0; }

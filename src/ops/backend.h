@@ -41,7 +41,9 @@ namespace mae {
   static constexpr auto vit_embed_forward = &ns::vit_embed_forward<T>; \
   static constexpr auto vit_embed_backward = &ns::vit_embed_backward<T>; \
   static constexpr auto token_pool_forward = &ns::token_pool_forward<T>; \
-  static constexpr auto token_pool_backward = &ns::token_pool_backward<T>;
+  static constexpr auto token_pool_backward = &ns::token_pool_backward<T>; \
+  static constexpr auto residual_layernorm_forward = &ns::residual_layernorm_forward<T>; \
+  static constexpr auto linear_gelu_forward = &ns::linear_gelu_forward<T>;
 
 // Host memory: 64-byte aligned, zero-filled.
 struct HostMemory {

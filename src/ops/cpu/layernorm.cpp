@@ -1,8 +1,8 @@
-// CPU LayerNorm over the last dim: OpenMP over rows, statistics in double (two passes) so float inputs with a large
-// mean do not lose the variance; the normalisation itself stays in T.
+// CPU LayerNorm over the last dim: OpenMP over rows; each row as layernorm_row.h (statistics in double).
 #include <algorithm>
 #include <cmath>
 
+#include "ops/cpu/layernorm_row.h"
 #include "ops/ops.h"
 
 namespace mae::cpu {
@@ -15,23 +15,8 @@ constexpr size_t kParallelMin = 16384;  // below this many elements the thread s
 template <class T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* w, const T* b, int N, int C, T eps) {
 #pragma omp parallel for schedule(static) if (size_t(N) * C > kParallelMin)
-  for (int n = 0; n < N; ++n) {
-    const T* x = in + size_t(n) * C;
-    T* y = out + size_t(n) * C;
-    double sum = 0;
-    for (int c = 0; c < C; ++c) sum += double(x[c]);
-    const double m = sum / C;
-    double ss = 0;
-    for (int c = 0; c < C; ++c) {
-      const double d = double(x[c]) - m;
-      ss += d * d;
-    }
-    const double s = 1.0 / std::sqrt(ss / C + double(eps));
-    const T mt = T(m), st = T(s);
-    for (int c = 0; c < C; ++c) y[c] = (x[c] - mt) * st * w[c] + b[c];
-    mean[n] = mt;
-    rstd[n] = st;
-  }
+  for (int n = 0; n < N; ++n)
+    layernorm_row(out + size_t(n) * C, mean + n, rstd + n, in + size_t(n) * C, w, b, C, eps);
 }
 
 // With x̂ = (x − mean)·rstd and g = dout ⊙ w:  din += rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)),

@@ -11,12 +11,10 @@ constexpr int kWarpsPerBlock = 8;
 inline int warp_blocks(size_t rows) { return blocks_for(rows * 32, 32 * kWarpsPerBlock, 1 << 30); }
 __device__ __forceinline__ size_t warp_row() { return (blockIdx.x * size_t(blockDim.x) + threadIdx.x) >> 5; }
 
-__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* in, const float* w,
-                                         const float* b, int N, int C, float eps) {
-  const size_t n = warp_row();
-  const int lane = threadIdx.x & 31;
-  if (n >= size_t(N)) return;
-  const float* x = in + n * C;
+// One LayerNorm row by one warp (lane-strided columns, two-pass fp32 statistics). Shared by the plain and the fused
+// residual kernel so both give the same bits (the backward recomputes with the plain one).
+__device__ __forceinline__ void layernorm_row_warp(float* y, float* mean, float* rstd, const float* x, const float* w,
+                                                   const float* b, int C, float eps, int lane) {
   float s = 0.f;
   for (int c = lane; c < C; c += 32) s += x[c];
   const float m = warp_sum(s) / C;
@@ -26,9 +24,33 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
     ss += d * d;
   }
   const float r = rsqrtf(warp_sum(ss) / C + eps);
-  float* y = out + n * C;
   for (int c = lane; c < C; c += 32) y[c] = (x[c] - m) * r * w[c] + b[c];
-  if (lane == 0) mean[n] = m, rstd[n] = r;
+  if (lane == 0) *mean = m, *rstd = r;
+}
+
+__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* in, const float* w,
+                                         const float* b, int N, int C, float eps) {
+  const size_t n = warp_row();
+  if (n >= size_t(N)) return;
+  layernorm_row_warp(out + n * C, mean + n, rstd + n, in + n * C, w, b, C, eps, threadIdx.x & 31);
+}
+
+// sum = x + [scale[b] ·] branch, then LayerNorm(sum): the row is re-read from L1/L2 by the lane that wrote it, so the
+// sum never makes a second trip through global memory. sum may alias x or branch (element-wise, same lane).
+__global__ void residual_layernorm_kernel(float* sum, float* out, float* mean, float* rstd, const float* x,
+                                          const float* branch, const float* scale, const float* w, const float* b,
+                                          int N, int Tn, int C, float eps) {
+  const size_t n = warp_row();
+  const int lane = threadIdx.x & 31;
+  if (n >= size_t(N)) return;
+  const size_t o = n * C;
+  if (!scale) {
+    for (int c = lane; c < C; c += 32) sum[o + c] = x[o + c] + branch[o + c];
+  } else {
+    const float s = scale[n / Tn];
+    for (int c = lane; c < C; c += 32) sum[o + c] = s == 0.f ? x[o + c] : x[o + c] + s * branch[o + c];
+  }
+  layernorm_row_warp(out + o, mean + n, rstd + n, sum + o, w, b, C, eps, lane);
 }
 
 // din += rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)), g = dout ⊙ w
@@ -212,6 +234,16 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* w, const 
 }
 
 template <class T>
+void residual_layernorm_forward(T* sum, T* out, T* mean, T* rstd, const T* x, const T* branch, const T* scale,
+                                const T* w, const T* b, int B, int Tn, int C, T eps) {
+  const int N = B * Tn;
+  if (N <= 0) return;
+  residual_layernorm_kernel<<<warp_blocks(N), 32 * kWarpsPerBlock, 0, ctx().stream>>>(sum, out, mean, rstd, x, branch,
+                                                                                       scale, w, b, N, Tn, C, eps);
+  MAE_CUDA_LAUNCHED();
+}
+
+template <class T>
 void layernorm_backward(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const T* mean, const T* rstd,
                         int N, int C) {
   if (N <= 0) return;
@@ -302,6 +334,8 @@ template void layernorm_forward<float>(float*, float*, float*, const float*, con
                                        float);
 template void layernorm_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*,
                                         const float*, int, int);
+template void residual_layernorm_forward<float>(float*, float*, float*, float*, const float*, const float*,
+                                                const float*, const float*, const float*, int, int, int, float);
 template void normalize_target<float>(float*, const float*, int, int);
 template float masked_mse_forward<float>(const float*, const float*, const float*, int, int, int);
 template void masked_mse_backward<float>(float*, float, const float*, const float*, const float*, int, int, int);

@@ -21,10 +21,14 @@ inline int grid(size_t n) { return blocks_for(n, 256, ctx().sm_count * 32); }
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
-__global__ void gelu_fwd(float* out, const float* in, size_t n) {
+__device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.f + erff(x * kInvSqrt2)); }
+__global__ void gelu_fwd(float* out, const float* in, size_t n) { MAE_GRID_STRIDE(i, n) out[i] = gelu_f(in[i]); }
+// pre (N, O) += b (as linear_forward's bias pass), act = gelu(pre): one pass instead of two.
+__global__ void bias_gelu_fwd(float* pre, float* act, const float* b, unsigned O, size_t n) {
   MAE_GRID_STRIDE(i, n) {
-    const float x = in[i];
-    out[i] = 0.5f * x * (1.f + erff(x * kInvSqrt2));
+    float x = pre[i];
+    if (b) pre[i] = x = x + b[i % O];
+    act[i] = gelu_f(x);
   }
 }
 __global__ void gelu_bwd(float* din, const float* dout, const float* in, size_t n) {
@@ -207,6 +211,10 @@ template <class T> void gelu_forward(T* out, const T* in, size_t n) { MAE_LAUNCH
 template <class T> void gelu_backward(T* din, const T* dout, const T* in, size_t n) {
   if (din) MAE_LAUNCH(gelu_bwd, n, din, dout, in, n);
 }
+template <class T> void linear_gelu_forward(T* pre, T* act, const T* in, const T* W, const T* b, int N, int I, int O) {
+  linear_forward(pre, in, W, static_cast<const T*>(nullptr), N, I, O);  // the bias is added by the GELU pass
+  MAE_LAUNCH(bias_gelu_fwd, size_t(N) * O, pre, act, b, unsigned(O), size_t(N) * O);
+}
 template <class T> void add_forward(T* out, const T* a, const T* b, size_t n) { MAE_LAUNCH(add_fwd, n, out, a, b, n); }
 template <class T> void add_backward(T* da, T* db, const T* dout, size_t n) {
   if (da || db) MAE_LAUNCH(add_bwd, n, da, db, dout, n);
@@ -293,6 +301,7 @@ template <class T> void token_pool_backward(T* dx, const T* dout, int B, int Tn,
 
 template void gelu_forward<float>(float*, const float*, size_t);
 template void gelu_backward<float>(float*, const float*, const float*, size_t);
+template void linear_gelu_forward<float>(float*, float*, const float*, const float*, const float*, int, int, int);
 template void add_forward<float>(float*, const float*, const float*, size_t);
 template void add_backward<float>(float*, float*, const float*, size_t);
 template void residual_scale_forward<float>(float*, const float*, const float*, const float*, int, size_t);
