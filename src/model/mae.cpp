@@ -181,6 +181,19 @@ template <class Bk> const typename Bk::T* MaeModel<Bk>::forward_encoder(const T*
 }
 
 template <class Bk> typename Bk::T MaeModel<Bk>::forward(const T* imgs, const float* noise) {
+  forward_nowait(imgs, noise);
+  return loss_wait();
+}
+
+template <class Bk> typename Bk::T MaeModel<Bk>::loss_wait() {
+  if constexpr (!kHostBackend<Bk>) {
+    if (loss_pending_) loss_ = Bk::masked_mse_read();
+    loss_pending_ = false;
+  }
+  return loss_;
+}
+
+template <class Bk> void MaeModel<Bk>::forward_nowait(const T* imgs, const float* noise) {
   const ModelConfig& c = cfg_;
   const int D = c.embed_dim, E = c.decoder_embed_dim, p = c.patch_size, C = c.in_chans;
   forward_encoder(imgs, noise);
@@ -196,8 +209,12 @@ template <class Bk> typename Bk::T MaeModel<Bk>::forward(const T* imgs, const fl
   Bk::patchify_ijc(target_, imgs, B_, C, c.img_size, c.img_size, p);  // (B, L, P)
   if (c.norm_pix_loss) Bk::normalize_target(target_, target_, B_ * L_, P_);
   // loss = ((pred - target) ** 2).mean(dim=-1); loss = (loss * mask).sum() / mask.sum()
-  loss_ = Bk::masked_mse_forward(pred_, target_, mask_, B_, L_, P_);
-  return loss_;
+  if constexpr (kHostBackend<Bk>) {
+    loss_ = Bk::masked_mse_forward(pred_, target_, mask_, B_, L_, P_);
+  } else {
+    Bk::masked_mse_enqueue(pred_, target_, mask_, B_, L_, P_);
+    loss_pending_ = true;
+  }
 }
 
 template <class Bk> void MaeModel<Bk>::backward(T dloss) {

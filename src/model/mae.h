@@ -42,6 +42,11 @@ template <class Bk> class MaeModel {
   // imgs (B, C, H, W) already normalised, in the backend's memory (a device pointer on CUDA); noise (B, L) is
   // always a host array and decides the mask. Returns the loss; keeps what backward needs.
   T forward(const T* imgs, const float* noise);
+  // forward without waiting for the loss: on a device backend it is reduced on the stream and copied back behind an
+  // event, so backward and the optimizer step can be enqueued before loss_wait() blocks for it (no host
+  // synchronisation inside a training step). Host backends have it at once. forward = forward_nowait + loss_wait.
+  void forward_nowait(const T* imgs, const float* noise);
+  T loss_wait();
   // grads += dloss · ∂loss/∂params for the last forward (accumulates, so micro-batches add up; dloss = 1/accum_iter
   // reproduces the official `loss /= accum_iter`).
   void backward(T dloss = T(1));
@@ -68,6 +73,7 @@ template <class Bk> class MaeModel {
   int B_, L_, K_, P_;
   double mask_ratio_;
   T loss_ = 0;
+  bool loss_pending_ = false;  // device backends: forward_nowait enqueued a loss that loss_wait has not read
 
   T* params_ = nullptr;
   T* grads_ = nullptr;

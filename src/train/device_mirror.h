@@ -36,6 +36,7 @@ template <class Bk> class TrainMirror {
       Bk::release(dimgs_);
 #ifdef MAE_CUDA
       cuda::free_pinned(pinned_);
+      cuda::event_destroy(uploaded_);
 #endif
     }
   }
@@ -71,7 +72,8 @@ template <class Bk> class TrainMirror {
   }
 
   // The loader's host batch as the model's input. On CUDA: copied into a pinned buffer and uploaded asynchronously
-  // on the compute stream (the previous step's loss readback has synchronised, so the pinned buffer is free again).
+  // on the compute stream; the pinned buffer is refilled once the previous upload out of it is done (an event, not
+  // a wait for the whole stream).
   const float* images(const std::vector<float>& host) {
     if constexpr (kHost) {
       return host.data();
@@ -86,9 +88,11 @@ template <class Bk> class TrainMirror {
         nimgs_ = host.size();
       }
 #ifdef MAE_CUDA
-      cuda::synchronize();  // the previous async copy out of pinned_ is done
+      if (!uploaded_) uploaded_ = cuda::event_create();
+      cuda::event_wait(uploaded_);  // the previous async copy out of pinned_ is done
       std::memcpy(pinned_, host.data(), host.size() * sizeof(float));
       cuda::upload_async(dimgs_, pinned_, host.size() * sizeof(float));
+      cuda::event_record(uploaded_);
 #else
       Bk::upload(dimgs_, host.data(), host.size());
 #endif
@@ -107,18 +111,26 @@ template <class Bk> class TrainMirror {
     }
   }
 
-  // ‖grads‖₂ computed where the gradients are (host_norm: the loop's own host function).
-  template <class H> double grad_norm(H&& host_norm) {
+  // ‖grads‖₂ computed where the gradients are (host_norm: the loop's own host function), in two halves so a device
+  // backend does not wait: grad_norm_start enqueues the reduction (call it before the optimizer step changes
+  // nothing it reads: it reads the gradients only), grad_norm_wait returns the value.
+  template <class H> void grad_norm_start(H&& host_norm) {
     if constexpr (kHost) {
-      return host_norm(model_.grads_data(), np_);
+      gnorm_ = host_norm(model_.grads_data(), np_);
     } else {
 #ifdef MAE_CUDA
-      return std::sqrt(cuda::sum_squares(model_.grads_data(), np_));
+      cuda::sum_squares_enqueue(cuda::kSlotGradNorm, model_.grads_data(), np_);
 #else
       Bk::download(hg_.data(), model_.grads_data(), np_);
-      return host_norm(hg_.data(), np_);
+      gnorm_ = host_norm(hg_.data(), np_);
 #endif
     }
+  }
+  double grad_norm_wait() {
+#ifdef MAE_CUDA
+    if constexpr (!kHost) return std::sqrt(cuda::read_deferred(cuda::kSlotGradNorm).a);
+#endif
+    return gnorm_;
   }
 
  private:
@@ -127,6 +139,8 @@ template <class Bk> class TrainMirror {
   std::vector<float> m_, v_, hp_, hg_;
   float *dm_ = nullptr, *dv_ = nullptr, *dimgs_ = nullptr, *pinned_ = nullptr;
   size_t nimgs_ = 0;
+  void* uploaded_ = nullptr;  // CUDA event after the last upload out of pinned_
+  double gnorm_ = 0;
 };
 
 }  // namespace mae

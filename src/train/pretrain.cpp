@@ -301,26 +301,32 @@ template <class Bk> double pretrain_on(const PretrainArgs& a) {
         Rng r = Rng::keyed(mask_key, uint64_t(epoch), uint64_t(b->indices[s]));
         for (int l = 0; l < L; ++l) noise[size_t(s) * L + l] = r.uniform_f();
       }
-      // The loss logged (and checked) is the global batch's: the mean of the ranks' equal-sized slices.
-      double loss_d = model.forward(mirror.images(b->images), noise.data());
-      dist::allreduce_sum(&loss_d, 1);
-      const float loss = float(loss_d / world);
-      if (!std::isfinite(loss)) {
-        progress.done();
-        fail("loss is ", loss, " at epoch ", epoch + 1, " batch ", i + 1, " (step ", st.step + 1,
-             "): stopping. The last good checkpoint is ", fs::exists(ck_last) ? ck_last : std::string("(none yet)"),
-             "; try a lower --blr or more --warmup_epochs");
-      }
+      // The whole step is enqueued before the host waits for anything (on CUDA the loss and the gradient norm come
+      // back behind events while the optimizer runs): forward, backward, [all-reduce,] AdamW, then the loss.
+      model.forward_nowait(mirror.images(b->images), noise.data());
       model.backward(1.0f / float(a.accum_iter));  // loss /= accum_iter
-      if ((i + 1) % a.accum_iter == 0) {
+      const bool stepped = (i + 1) % a.accum_iter == 0;
+      if (stepped) {
         // One blocking all-reduce over the flat gradient buffer after backward (no bucketing, no overlap): each rank
         // holds ∂(mean loss of its slice)/∂θ, their mean is ∂(mean loss of the global batch)/∂θ.
         if (world > 1) average_grads(model, mirror, np);
-        gn = mirror.grad_norm(grad_norm);
+        mirror.grad_norm_start(grad_norm);
         adamw_step<Bk>(pl, model.params_data(), mirror.m(), mirror.v(), model.grads_data(), cur_lr, oc, st.step + 1);
         model.zero_grad();
         ++st.step;
         ++steps_this_run;
+      }
+      // The loss logged (and checked) is the global batch's: the mean of the ranks' equal-sized slices. A non-finite
+      // loss stops the run before anything is saved: the update it fed is never checkpointed.
+      double loss_d = model.loss_wait();
+      dist::allreduce_sum(&loss_d, 1);
+      const float loss = float(loss_d / world);
+      if (stepped) gn = mirror.grad_norm_wait();
+      if (!std::isfinite(loss)) {
+        progress.done();
+        fail("loss is ", loss, " at epoch ", epoch + 1, " batch ", i + 1, " (step ", st.step + (stepped ? 0 : 1),
+             "): stopping. The last good checkpoint is ", fs::exists(ck_last) ? ck_last : std::string("(none yet)"),
+             "; try a lower --blr or more --warmup_epochs");
       }
       imgs_epoch += int64_t(b->size) * world;  // drop_last: every rank has a full slice
       loss_sum += loss, lr_sum += cur_lr, ++loss_n;

@@ -27,6 +27,15 @@ template <class T_> struct CudaBackend : CudaMemory {
   static constexpr const char* name = "cuda";
   MAE_BACKEND_OPS(cuda)
 
+  // MaeModel::forward_nowait / loss_wait: the masked MSE reduced on the stream, read back behind an event.
+  static void masked_mse_enqueue(const T* pred, const T* target, const T* mask, int B, int L, int P) {
+    cuda::masked_mse_enqueue(cuda::kSlotLoss, pred, target, mask, B, L, P);
+  }
+  static T masked_mse_read() {
+    const cuda::DeferredPair s = cuda::read_deferred(cuda::kSlotLoss);
+    return T(s.a / s.b);
+  }
+
   // train/adamw.h uses this instead of one adamw_update per tensor: one kernel over the flat buffer.
   static void adamw_step_flat(const ParamList& list, T* p, T* m, T* v, const T* g, float lr, float beta1,
                               float beta2, float eps, float wd, long t) {

@@ -54,6 +54,10 @@ struct Context {
 };
 Context& ctx();  // creates it on first use; throws mae::Error without a device
 
+// Device side of a deferred slot (two doubles) and the start of its copy to the host (ops_cuda.h: read_deferred).
+double* deferred_dev(int slot);
+void deferred_copy(int slot);
+
 inline int blocks_for(size_t n, int threads, int cap = 1 << 16) {
   const size_t b = (n + threads - 1) / threads;
   return int(b < 1 ? 1 : (b > size_t(cap) ? cap : b));

@@ -140,9 +140,46 @@ void free_bytes(void* p) {
 void zero_bytes(void* p, size_t bytes) {
   if (bytes) MAE_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx().stream));
 }
+namespace {
+// Pinned staging ring for small uploads: the host data is copied into a slot, the H→D copy is enqueued and an event
+// marks it; a slot is refilled only once its event has fired (kSlots uploads later, in practice long done).
+struct StagingRing {
+  static constexpr int kSlots = 16;
+  static constexpr size_t kSlotBytes = size_t(1) << 20;
+  char* host = nullptr;
+  cudaEvent_t ev[kSlots] = {};
+  bool used[kSlots] = {};
+  int next = 0;
+};
+std::mutex g_ring_mu;
+StagingRing& ring() {
+  static StagingRing* r = [] {
+    auto* x = new StagingRing;
+    MAE_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&x->host), StagingRing::kSlots * StagingRing::kSlotBytes,
+                                 cudaHostAllocDefault));
+    for (auto& e : x->ev) MAE_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    return x;
+  }();
+  return *r;
+}
+}  // namespace
+
 void upload_bytes(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
   Context& c = ctx();
+  if (bytes <= StagingRing::kSlotBytes) {
+    std::lock_guard<std::mutex> l(g_ring_mu);
+    StagingRing& r = ring();
+    const int k = r.next;
+    r.next = (k + 1) % StagingRing::kSlots;
+    if (r.used[k]) MAE_CUDA_CHECK(cudaEventSynchronize(r.ev[k]));
+    char* slot = r.host + size_t(k) * StagingRing::kSlotBytes;
+    std::memcpy(slot, src, bytes);
+    MAE_CUDA_CHECK(cudaMemcpyAsync(dst, slot, bytes, cudaMemcpyHostToDevice, c.stream));
+    MAE_CUDA_CHECK(cudaEventRecord(r.ev[k], c.stream));
+    r.used[k] = true;
+    return;
+  }
   MAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c.stream));
   MAE_CUDA_CHECK(cudaStreamSynchronize(c.stream));  // the caller may reuse the host buffer at once
 }
@@ -163,6 +200,73 @@ void free_pinned(void* p) {
 }
 void upload_async(void* dst, const void* src, size_t bytes) {
   if (bytes) MAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx().stream));
+}
+
+// An event is a cudaEvent_t behind a small struct that remembers whether it was ever recorded.
+namespace {
+struct Event {
+  cudaEvent_t e = nullptr;
+  bool recorded = false;
+};
+}  // namespace
+void* event_create() {
+  ctx();
+  auto* ev = new Event;
+  MAE_CUDA_CHECK(cudaEventCreateWithFlags(&ev->e, cudaEventDisableTiming));
+  return ev;
+}
+void event_destroy(void* e) {
+  if (!e) return;
+  auto* ev = static_cast<Event*>(e);
+  cudaEventDestroy(ev->e);  // no throw: called from destructors
+  delete ev;
+}
+void event_record(void* e) {
+  auto* ev = static_cast<Event*>(e);
+  MAE_CUDA_CHECK(cudaEventRecord(ev->e, ctx().stream));
+  ev->recorded = true;
+}
+void event_wait(void* e) {
+  auto* ev = static_cast<Event*>(e);
+  if (ev->recorded) MAE_CUDA_CHECK(cudaEventSynchronize(ev->e));
+}
+
+// Deferred slots: two doubles on the device, their pinned host copy and the event behind the copy.
+namespace {
+struct Deferred {
+  double* dev = nullptr;
+  double* host = nullptr;
+  cudaEvent_t ev = nullptr;
+  bool pending = false;
+};
+Deferred& deferred(int slot) {
+  MAE_CHECK(slot >= 0 && slot < kDeferredSlots, "deferred slot ", slot);
+  static Deferred* d = [] {
+    ctx();
+    auto* x = new Deferred[kDeferredSlots];
+    for (int i = 0; i < kDeferredSlots; ++i) {
+      MAE_CUDA_CHECK(cudaMalloc(&x[i].dev, 2 * sizeof(double)));
+      MAE_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&x[i].host), 2 * sizeof(double), cudaHostAllocDefault));
+      MAE_CUDA_CHECK(cudaEventCreateWithFlags(&x[i].ev, cudaEventDisableTiming));
+    }
+    return x;
+  }();
+  return d[slot];
+}
+}  // namespace
+double* deferred_dev(int slot) { return deferred(slot).dev; }
+void deferred_copy(int slot) {
+  Deferred& d = deferred(slot);
+  Context& c = ctx();
+  MAE_CUDA_CHECK(cudaMemcpyAsync(d.host, d.dev, 2 * sizeof(double), cudaMemcpyDeviceToHost, c.stream));
+  MAE_CUDA_CHECK(cudaEventRecord(d.ev, c.stream));
+  d.pending = true;
+}
+DeferredPair read_deferred(int slot) {
+  Deferred& d = deferred(slot);
+  MAE_CHECK(d.pending, "read_deferred: nothing was enqueued into slot ", slot);
+  MAE_CUDA_CHECK(cudaEventSynchronize(d.ev));
+  return {d.host[0], d.host[1]};
 }
 
 __global__ void colsum_finish_kernel(float* out, const float* part, int slices, int C, bool accumulate) {
@@ -213,6 +317,13 @@ __global__ void sum_squares_kernel(double* out, const float* g, size_t n) {
     if (threadIdx.x == 0) out[blockIdx.x] = t;
   }
 }
+// One warp: out[0] = Σ part (each lane a fixed stride, then the warp tree: the same order every run), out[1] = 0.
+__global__ void sum_partials_kernel(double* out, const double* part, int n) {
+  double s = 0;
+  for (int i = threadIdx.x; i < n; i += 32) s += part[i];
+  s = warp_sum_d(s);
+  if (threadIdx.x == 0) out[0] = s, out[1] = 0;
+}
 }  // namespace
 
 void adamw_flat(float* p, float* m, float* v, const float* g, const AdamWSegment* segs, int nsegs, const void* key,
@@ -249,17 +360,20 @@ void adamw_flat(float* p, float* m, float* v, const float* g, const AdamWSegment
   MAE_CUDA_LAUNCHED();
 }
 
-double sum_squares(const float* g, size_t n) {
+void sum_squares_enqueue(int slot, const float* g, size_t n) {
   Context& c = ctx();
   const int grid = std::max(1, std::min(blocks_for(n, 256), c.sm_count * 4));
   double* part = static_cast<double*>(c.get(kScalars, sizeof(double) * grid));
   sum_squares_kernel<<<grid, 256, 0, c.stream>>>(part, g, n);
   MAE_CUDA_LAUNCHED();
-  std::vector<double> h(grid);
-  download_bytes(h.data(), part, sizeof(double) * grid);
-  double s = 0;
-  for (double x : h) s += x;
-  return s;
+  sum_partials_kernel<<<1, 32, 0, c.stream>>>(deferred_dev(slot), part, grid);
+  MAE_CUDA_LAUNCHED();
+  deferred_copy(slot);
+}
+
+double sum_squares(const float* g, size_t n) {
+  sum_squares_enqueue(kSlotSyncB, g, n);
+  return read_deferred(kSlotSyncB).a;
 }
 
 }  // namespace mae::cuda

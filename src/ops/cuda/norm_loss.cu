@@ -268,14 +268,21 @@ template <class T> void normalize_target(T* out, const T* in, int N, int P) {
   MAE_CUDA_LAUNCHED();
 }
 
-template <class T> T masked_mse_forward(const T* pred, const T* target, const T* mask, int B, int L, int P) {
+void masked_mse_enqueue(int slot, const float* pred, const float* target, const float* mask, int B, int L, int P) {
   Context& c = ctx();
   const size_t rows = size_t(B) * L;
   auto* r = static_cast<float*>(c.get(kLossRows, sizeof(float) * rows + 16));
   mse_rows_kernel<<<warp_blocks(rows), 32 * kWarpsPerBlock, 0, c.stream>>>(r, pred, target, mask, B, L, P);
   MAE_CUDA_LAUNCHED();
-  const double2 s = sum_rows(r, mask, rows);  // (Σ num, Σ mask)
-  return T(s.x / s.y);
+  sum2_kernel<<<1, 1024, 0, c.stream>>>(deferred_dev(slot), r, mask, rows);  // (Σ num, Σ mask)
+  MAE_CUDA_LAUNCHED();
+  deferred_copy(slot);
+}
+
+template <class T> T masked_mse_forward(const T* pred, const T* target, const T* mask, int B, int L, int P) {
+  masked_mse_enqueue(kSlotSyncA, pred, target, mask, B, L, P);
+  const DeferredPair s = read_deferred(kSlotSyncA);
+  return T(s.a / s.b);
 }
 
 template <class T>

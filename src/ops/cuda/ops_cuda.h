@@ -4,7 +4,8 @@
 //
 // Execution model: one process-wide context (lazily created on first use) owns one CUDA stream, the cuBLAS and
 // cuBLASLt handles and grow-only scratch buffers. Every op is enqueued on that stream and returns without waiting,
-// except the two that return a host scalar (masked_mse_forward, softmax_xent_forward), which synchronise.
+// except the two that return a host scalar (masked_mse_forward, softmax_xent_forward), which wait for it; training
+// loops use the deferred forms below instead.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -47,7 +48,10 @@ size_t peak_allocated_bytes();
 void* alloc_bytes(size_t bytes);
 void free_bytes(void* p);
 void zero_bytes(void* p, size_t bytes);
-void upload_bytes(void* dst, const void* src, size_t bytes);    // host → device, synchronous for the host buffer
+// host → device, ordered on the compute stream; the host buffer may be reused at once. Copies up to 1 MiB (the
+// per-step mask ids, drop-path scales) are staged in a ring of pinned buffers and do not wait for the GPU; larger
+// ones (parameters, checkpoints) wait for the copy.
+void upload_bytes(void* dst, const void* src, size_t bytes);
 void download_bytes(void* dst, const void* src, size_t bytes);  // device → host, synchronous
 
 // Pinned (page-locked) host memory, for per-step uploads that can overlap with compute.
@@ -56,6 +60,26 @@ void free_pinned(void* p);
 // Enqueues an async host→device copy on the compute stream; `src` must stay unchanged until the stream reaches
 // this point (use pinned memory and synchronize() or a later blocking call before refilling it).
 void upload_async(void* dst, const void* src, size_t bytes);
+
+// ---- no host synchronisation inside a training step ----
+// Events on the compute stream: the host waits for one point of the stream, not for everything enqueued.
+void* event_create();
+void event_destroy(void* e);
+void event_record(void* e);  // marks the work enqueued so far
+void event_wait(void* e);    // blocks until the stream has passed the mark (at once if never recorded)
+
+// Deferred readback of reductions: *_enqueue computes on the stream into `slot` and starts copying the (a, b) result
+// to pinned host memory behind an event; read_deferred(slot) waits for that copy only. So a training step enqueues
+// forward, backward and the optimizer, and only then waits for its loss and gradient norm while the GPU runs on.
+enum DeferredSlot : int { kSlotLoss = 0, kSlotGradNorm, kSlotSyncA, kSlotSyncB, kDeferredSlots };
+struct DeferredPair {
+  double a, b;
+};
+// a = Σ_{b,l} mask · mean_p (pred − target)², b = Σ mask (the masked MSE is a / b; see masked_mse_forward).
+void masked_mse_enqueue(int slot, const float* pred, const float* target, const float* mask, int B, int L, int P);
+// a = Σ g² (double accumulation, fixed order), b = 0.
+void sum_squares_enqueue(int slot, const float* g, size_t n);
+DeferredPair read_deferred(int slot);
 
 // AdamW over the whole flat buffer in ONE kernel: `segments` (offset, numel, decay?) from the ParamList, cached on
 // the device per list. Same per-element arithmetic as adamw_update.
@@ -66,7 +90,7 @@ struct AdamWSegment {
 void adamw_flat(float* p, float* m, float* v, const float* g, const AdamWSegment* segs, int nsegs, const void* key,
                 float lr, float beta1, float beta2, float eps, float wd, long t);
 
-// Σ g² over n elements (double accumulation), for the gradient norm log line. Synchronises.
+// Σ g² over n elements (double accumulation): sum_squares_enqueue + read_deferred.
 double sum_squares(const float* g, size_t n);
 
 }  // namespace mae::cuda
