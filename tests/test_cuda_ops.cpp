@@ -506,4 +506,43 @@ TEST_F(Cuda, ModelBf16CloseToFp32) {
   EXPECT_LE(rel_l2(b.grads, a.grads), 5e-2);  // gradients go through ~2·depth bf16 GEMMs
 }
 
+// forward_backward_graph (eager at the first call, captured at the second, replayed after; recaptured when dloss
+// changes) gives the same bits as forward_nowait + backward: the same kernels in the same order.
+TEST_F(Cuda, ModelGraphStepMatchesEager) {
+  for (auto prec : {cuda::Precision::fp32, cuda::Precision::bf16}) {
+    cuda::set_precision(prec);
+    const std::string stem = fixture_dir() + "/cfgA";
+    io::SafeTensorsReader wf(stem + ".weights.safetensors"), in(stem + ".input.safetensors");
+    ModelConfig cfg = read_config(wf);
+    cfg.norm_pix_loss = true;
+    std::vector<int64_t> ishape;
+    const auto imgs = in.read_f32("imgs", &ishape);
+    const auto noise0 = in.read_f32("noise");
+    const int B = int(ishape[0]);
+    using Bk = CudaBackend<float>;
+    MaeModel<Bk> eager(cfg, B, 0.75), graph(cfg, B, 0.75);
+    F host(eager.params().total, 0.f);
+    load_params(wf, eager.params(), host.data());
+    Bk::upload(eager.params_data(), host.data(), host.size());
+    Bk::upload(graph.params_data(), host.data(), host.size());
+    DF dimgs(imgs);
+    for (int it = 0; it < 5; ++it) {
+      SCOPED_TRACE("iteration " + std::to_string(it) + (prec == cuda::Precision::bf16 ? " bf16" : " fp32"));
+      F noise = noise0;  // a different mask every iteration
+      std::rotate(noise.begin(), noise.begin() + (it * 7) % noise.size(), noise.end());
+      const float dloss = it < 4 ? 1.f : 0.5f;
+      eager.zero_grad();
+      eager.forward_nowait(dimgs.p, noise.data());
+      eager.backward(dloss);
+      graph.zero_grad();
+      graph.forward_backward_graph(dimgs.p, noise.data(), dloss);
+      EXPECT_EQ(eager.loss_wait(), graph.loss_wait());
+      F ge(eager.params().total), gg(ge.size());
+      Bk::download(ge.data(), eager.grads_data(), ge.size());
+      Bk::download(gg.data(), graph.grads_data(), gg.size());
+      EXPECT_EQ(ge, gg);
+    }
+  }
+}
+
 }  // namespace

@@ -135,6 +135,33 @@ TEST_P(ModelBackends, GradientsMatchFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(NormPixAndRatio, ModelBackends,
                          ::testing::Combine(::testing::Bool(), ::testing::Values(0.75, 0.5, 0.3)));
 
+// The training-loop entry points: forward_nowait + loss_wait, and forward_backward_graph (on a host backend a plain
+// step) give exactly forward + backward, whatever dloss.
+TEST(Model, NowaitAndGraphStepEqualPlainStep) {
+  const ModelConfig c = tiny(true);
+  MaeModel<CpuBackend<float>> a(c, 2, 0.75), b(c, 2, 0.75);
+  randomize(a, 3);
+  randomize(b, 3);
+  const Batch bt = make_batch(c, 2, 4);
+  const std::vector<float> imgs(bt.imgs.begin(), bt.imgs.end());
+  for (float dloss : {1.f, 0.25f}) {
+    a.zero_grad();
+    const float la = a.forward(imgs.data(), bt.noise.data());
+    a.backward(dloss);
+    b.zero_grad();
+    b.forward_nowait(imgs.data(), bt.noise.data());
+    EXPECT_EQ(b.loss_wait(), la);
+    b.backward(dloss);
+    EXPECT_EQ(std::vector<float>(a.grads_data(), a.grads_data() + a.params().total),
+              std::vector<float>(b.grads_data(), b.grads_data() + b.params().total));
+    b.zero_grad();
+    b.forward_backward_graph(imgs.data(), bt.noise.data(), dloss);
+    EXPECT_EQ(b.loss_wait(), la);
+    EXPECT_EQ(std::vector<float>(a.grads_data(), a.grads_data() + a.params().total),
+              std::vector<float>(b.grads_data(), b.grads_data() + b.params().total));
+  }
+}
+
 TEST(Model, BatchSamplesAreIndependent) {
   // Sample b's prediction depends only on sample b's image and noise.
   const ModelConfig c = tiny(true);

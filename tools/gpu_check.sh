@@ -4,10 +4,11 @@
 #   1. nvidia-smi
 #   2. configure + build with CUDA (sm_90 only, to save time) against gpu_deps/
 #   3. test_cuda_ops (every CUDA op vs the CPU op, the model vs the PyTorch fixtures) and test_parity
-#   4. mae_vit_base_patch16 pretraining step at batch 128 on our CUDA backend, fp32 and bf16
+#   4. mae_vit_base_patch16 pretraining step at batch 128 on our CUDA backend, fp32, bf16 and bf16 with --cuda_graph
 #   5. the same in PyTorch (bench/torch_gpu_bench.py: bf16 autocast, SDPA, fused AdamW; eager and torch.compile)
 #   6. ONE table: img/s, ratio to torch eager / compile, MFU vs a measured bf16 8192³ GEMM, peak memory
-#   7. if time is left: bf16 vs fp32 loss over a few hundred pretraining steps of a tiny model (synthetic IDX data)
+#   7. if time is left: GPU time per op (mae bench --profile) of the bf16 step
+#   8. if time is left: bf16 vs fp32 loss over a few hundred pretraining steps of a tiny model (synthetic IDX data)
 # Everything (log, JSON, table) goes to $OUT (default ./gpu_out). Each stage has its own timeout; the whole
 # script is meant to finish within ~8 minutes and never stops at the first failure (the summary says what failed).
 set -uo pipefail
@@ -65,6 +66,9 @@ for prec in fp32 bf16; do
     --batch_size 128 --steps 10 --warmup 3 --json > "$OUT/mae_$prec.json"
   cat "$OUT/mae_$prec.json"
 done
+run mae_bench_bf16_graph 150 "$MAE" bench --device cuda --precision bf16 --cuda_graph --model mae_vit_base_patch16 \
+  --batch_size 128 --steps 10 --warmup 3 --json > "$OUT/mae_bf16_graph.json"
+cat "$OUT/mae_bf16_graph.json"
 if [ "$(left)" -gt 330 ]; then  # the same with the cuBLAS attention path instead of the fused kernel
   run mae_bench_bf16_cublas_attn 150 env MAE_CUDA_ATTENTION=cublas "$MAE" bench --device cuda --precision bf16 \
     --model mae_vit_base_patch16 --batch_size 128 --steps 10 --warmup 3 --json > "$OUT/mae_bf16_cublasattn.json"
@@ -91,7 +95,7 @@ def load(p):
             return [json.loads(l) for l in f if l.strip().startswith("{")]
     except OSError:
         return []
-ours = {p: (load(f"mae_{p}.json") or [None])[0] for p in ("fp32", "bf16", "bf16_cublasattn")}
+ours = {p: (load(f"mae_{p}.json") or [None])[0] for p in ("fp32", "bf16", "bf16_graph", "bf16_cublasattn")}
 torch_rows = load("torch.jsonl")
 gemm = next((r["tflops"] for r in torch_rows if r.get("what") == "gemm"), None)
 tr = {r["mode"]: r for r in torch_rows if r.get("what") == "train"}
@@ -104,9 +108,9 @@ for r in ours.values():
         gflop_per_img = r["train_gflops"] / r["train_img_s"]
 rows = []
 for p, r in ours.items():
-    name = "mae CUDA " + p.replace("_cublasattn", " (cuBLAS attention)")
+    name = "mae CUDA " + p.replace("_cublasattn", " (cuBLAS attention)").replace("_graph", " (--cuda_graph)")
     if r: rows.append((name, r["train_img_s"], r.get("peak_device_mib")))
-    elif p != "bf16_cublasattn": rows.append((name, None, None))
+    elif p in ("fp32", "bf16"): rows.append((name, None, None))
 for m in ("eager", "compile"):
     r = tr.get(m, {})
     rows.append((f"torch {m} (bf16 autocast, SDPA)", r.get("img_s"), r.get("peak_mem_mib")))
@@ -126,6 +130,15 @@ for m in ("eager", "compile"):
 print("\n(mae peak memory: our allocations (params, grads, AdamW moments, activations, scratch), cuBLAS workspace "
       "excluded; torch: torch.cuda.max_memory_allocated)")
 PYEOF
+
+stage "GPU time per op (mae bench --profile), bf16, batch 128"
+if [ "$(left)" -gt 150 ]; then
+  run mae_profile 90 "$MAE" bench --device cuda --precision bf16 --model mae_vit_base_patch16 --batch_size 128 \
+    --steps 2 --warmup 2 --profile > "$OUT/profile_bf16.md"
+  cat "$OUT/profile_bf16.md"
+else
+  echo "skipped: not enough time left"
+fi
 
 stage "bf16 vs fp32 loss, tiny model, synthetic IDX data"
 if [ "$(left)" -gt 60 ]; then

@@ -26,7 +26,7 @@ struct BenchArgs {
   std::string model = "mae_vit_fmnist", checkpoint, device = "cpu", precision = "fp32";
   int batch_size = 64, threads = 0, steps = 5, warmup = 1;
   double mask_ratio = 0.75;
-  bool norm_pix_loss = true, json = false;
+  bool norm_pix_loss = true, json = false, profile = false, cuda_graph = false;
 };
 
 double peak_rss_mib() {
@@ -99,14 +99,20 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                 name.c_str(), Bk::name, a.precision.c_str(), B, current_threads(), a.mask_ratio,
                 int(cfg.norm_pix_loss), np, m.activation_elements() * 4.0 / (1 << 20));
   long t = 0;
-  const double train_s = time_median(a.warmup, a.steps, [&](int i) {
+  auto train_step = [&](int i) {
     m.zero_grad();
-    m.forward_nowait(dimgs, noise.data() + size_t(i % nnoise) * B * L);  // as the training loop: no wait inside
-    m.backward();
+    const float* nz = noise.data() + size_t(i % nnoise) * B * L;
+    if (a.cuda_graph) {
+      m.forward_backward_graph(dimgs, nz, 1.0f);
+    } else {
+      m.forward_nowait(dimgs, nz);  // as the training loop: no wait inside the step
+      m.backward();
+    }
     adamw_step<Bk>(m.params(), m.params_data(), mom, var, m.grads_data(), 1e-4f, AdamWConfig{}, ++t);
     m.loss_wait();
     sync<Bk>();
-  });
+  };
+  const double train_s = time_median(a.warmup, a.steps, train_step);
   const double fwd_s = time_median(a.warmup, a.steps, [&](int i) {
     m.forward(dimgs, noise.data() + size_t(i % nnoise) * B * L);
     sync<Bk>();
@@ -117,6 +123,19 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
   if constexpr (std::is_same_v<Bk, CudaBackend<float>>) {
     peak_dev_mib = double(cuda::peak_allocated_bytes()) / (1 << 20);
     blas = "cuBLAS/cuBLASLt on " + cuda::device_name();
+  }
+#endif
+  nlohmann::json prof = nlohmann::json::array();
+#ifdef MAE_CUDA
+  if constexpr (std::is_same_v<Bk, CudaBackend<float>>) {
+    if (a.profile) {  // GPU time per op over a few more training steps (events around each op)
+      const int k = 3;
+      cuda::set_profiling(true);
+      for (int i = 0; i < k; ++i) train_step(a.warmup + a.steps + i);
+      cuda::set_profiling(false);
+      for (const auto& t : cuda::profile_report())
+        prof.push_back({{"op", t.op}, {"ms_per_step", t.ms / k}, {"calls_per_step", double(t.calls) / k}});
+    }
   }
 #endif
   const double flops = m.forward_flops();
@@ -132,7 +151,9 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                       {"device", Bk::name},
                       {"precision", a.precision},
                       {"peak_device_mib", peak_dev_mib},
-                      {"blas", blas}};
+                      {"blas", blas},
+                      {"cuda_graph", a.cuda_graph}};
+  if (a.profile) r["profile"] = prof;
   if (a.json) {
     std::printf("%s\n", r.dump().c_str());
   } else {
@@ -141,6 +162,18 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
     std::printf("forward:    %8.2f img/s  (%.3f s/batch, %.1f GFLOP/s)\n", B / fwd_s, fwd_s, flops / fwd_s * 1e-9);
     std::printf("peak RSS:   %8.1f MiB\n", peak_rss_mib());
     if (peak_dev_mib > 0) std::printf("peak device memory (params, activations, optimizer): %.1f MiB\n", peak_dev_mib);
+    if (a.profile) {
+      double total = 0;
+      for (const auto& t : prof) total += t["ms_per_step"].get<double>();
+      std::printf("\nGPU time per op (ms per training step; events around each op; sum %.3f ms of a %.3f ms step, the "
+                  "rest is the GPU waiting for the host):\n",
+                  total, train_s * 1e3);
+      std::printf("| op | calls/step | ms/step | share |\n|---|---:|---:|---:|\n");
+      for (const auto& t : prof)
+        std::printf("| %s | %.0f | %.3f | %.1f%% |\n", t["op"].get<std::string>().c_str(),
+                    t["calls_per_step"].get<double>(), t["ms_per_step"].get<double>(),
+                    100 * t["ms_per_step"].get<double>() / std::max(total, 1e-12));
+    }
   }
   Bk::release(mom);
   Bk::release(var);
@@ -149,6 +182,10 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
 
 void run_bench(const BenchArgs& a) {
   set_threads(a.threads);
+  if (a.profile && a.device != "cuda")
+    fail("--profile times GPU ops: it needs --device cuda (for the CPU see bench/cpu_profile.md: perf record)");
+  check_cuda_graph(a.cuda_graph, a.device);
+  if (a.profile && a.cuda_graph) fail("--profile times ops one by one: it cannot see inside --cuda_graph");
   if (select_device(a.device, a.precision)) {
 #ifdef MAE_CUDA
     run_bench_on<CudaBackend<float>>(a);
@@ -173,7 +210,9 @@ void add_bench(CLI::App& app) {
   c->add_option("--steps", a->steps, "Timed steps (median reported)")->capture_default_str();
   c->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON line");
+  c->add_flag("--profile", a->profile, "With --device cuda: GPU time per op over 3 more training steps");
   add_device_options(c, a->device, a->precision);
+  add_cuda_graph_option(c, a->cuda_graph);
   c->callback([a] { run_bench(*a); });
 }
 

@@ -45,7 +45,9 @@ void add_pretrain(CLI::App& app) {
   c->add_option("--print_every_s", a->print_every_s, "Seconds between progress lines (not on a terminal)")
       ->capture_default_str();
   add_device_options(c, a->device, *precision);
+  add_cuda_graph_option(c, a->cuda_graph);
   c->callback([a, threads, precision] {
+    check_cuda_graph(a->cuda_graph, a->device);
     set_threads(*threads);
     select_device(a->device, *precision);  // "built without CUDA" / "no CUDA device found" before any work
     run_pretrain(*a);

@@ -34,4 +34,13 @@ void add_device_options(CLI::App* c, std::string& device, std::string& precision
       ->capture_default_str();
 }
 
+void add_cuda_graph_option(CLI::App* c, bool& on) {
+  c->add_flag("--cuda_graph,--cuda-graph", on,
+              "With --device cuda: capture the step's forward+backward once as a CUDA graph and replay it (saves the "
+              "launch overhead of small models; same results)");
+}
+void check_cuda_graph(bool on, const std::string& device) {
+  if (on && device != "cuda") fail("--cuda_graph needs --device cuda");
+}
+
 }  // namespace mae::cli

@@ -110,6 +110,7 @@ template <class Bk> MaeModel<Bk>::~MaeModel() {
   if constexpr (!kHostBackend<Bk>) {
     Bk::release(ids_shuffle_op_);
     Bk::release(ids_restore_op_);
+    Bk::graph_destroy(graph_);
   }
 }
 
@@ -155,14 +156,9 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
 
 template <class Bk> void MaeModel<Bk>::zero_grad() { Bk::zero(grads_, plist_.total); }
 
-template <class Bk> const typename Bk::T* MaeModel<Bk>::forward_encoder(const T* imgs, const float* noise) {
-  const ModelConfig& c = cfg_;
-  const int D = c.embed_dim, p = c.patch_size, C = c.in_chans, Cpp = C * p * p;
-  imgs_ = imgs;
-  // x = self.patch_embed(imgs): Conv2d(k=p, stride=p) ≡ Linear on (c, i, j)-ordered patches
-  Bk::im2patch_cij(patches_, imgs, B_, C, c.img_size, c.img_size, p);  // (B, L, C·p·p)
-  Bk::linear_forward(tok_, patches_, patch_w_, patch_b_, B_ * L_, Cpp, D);  // (B, L, D)
-  // x, mask, ids_restore = self.random_masking(x, mask_ratio)   (noise given)
+// x, mask, ids_restore = self.random_masking(x, mask_ratio)   (noise given; it depends on nothing else, so it runs
+// first and a CUDA graph of the rest sees fixed device buffers)
+template <class Bk> void MaeModel<Bk>::prepare_mask(const float* noise) {
   if constexpr (kHostBackend<Bk>) {
     random_masking(ids_shuffle_, ids_restore_, mask_, noise, B_, L_, K_);
   } else {  // argsort on the host, then the ids and the mask go to the device
@@ -171,6 +167,20 @@ template <class Bk> const typename Bk::T* MaeModel<Bk>::forward_encoder(const T*
     Bk::upload(ids_restore_op_, ids_restore_, size_t(B_) * L_);
     Bk::upload(mask_, host_mask_.data(), host_mask_.size());
   }
+}
+
+template <class Bk> const typename Bk::T* MaeModel<Bk>::forward_encoder(const T* imgs, const float* noise) {
+  prepare_mask(noise);
+  return encode(imgs);
+}
+
+template <class Bk> const typename Bk::T* MaeModel<Bk>::encode(const T* imgs) {
+  const ModelConfig& c = cfg_;
+  const int D = c.embed_dim, p = c.patch_size, C = c.in_chans, Cpp = C * p * p;
+  imgs_ = imgs;
+  // x = self.patch_embed(imgs): Conv2d(k=p, stride=p) ≡ Linear on (c, i, j)-ordered patches
+  Bk::im2patch_cij(patches_, imgs, B_, C, c.img_size, c.img_size, p);  // (B, L, C·p·p)
+  Bk::linear_forward(tok_, patches_, patch_w_, patch_b_, B_ * L_, Cpp, D);  // (B, L, D)
   // x = x + self.pos_embed[:, 1:, :]; keep visible; cls_token + pos_embed[:, :1, :] prepended
   Bk::encoder_embed_forward(x0_, tok_, cls_, pos_, ids_shuffle_op_, B_, L_, K_, D);  // (B, 1+K, D)
   // for blk in self.blocks: x = blk(x)
@@ -194,9 +204,53 @@ template <class Bk> typename Bk::T MaeModel<Bk>::loss_wait() {
 }
 
 template <class Bk> void MaeModel<Bk>::forward_nowait(const T* imgs, const float* noise) {
+  prepare_mask(noise);
+  forward_device(imgs);
+}
+
+template <class Bk> void MaeModel<Bk>::forward_backward_graph(const T* imgs, const float* noise, T dloss) {
+  if constexpr (kHostBackend<Bk>) {
+    forward_nowait(imgs, noise);
+    backward(dloss);
+  } else {
+    prepare_mask(noise);  // host argsort and uploads: outside the graph (their staging addresses change)
+    if (graph_ && (graph_imgs_ != imgs || graph_dloss_ != dloss)) {
+      Bk::graph_destroy(graph_);
+      graph_ = nullptr, graph_warm_ = 0;
+    }
+    if (!graph_ && graph_warm_++ < 1) {  // eager first: scratch buffers grow and GEMM plans are made outside capture
+      forward_device(imgs);
+      backward(dloss);
+      return;
+    }
+    auto capture = [&] {
+      graph_ = nullptr;
+      Bk::graph_begin();
+      try {
+        forward_device(imgs);
+        backward(dloss);
+      } catch (...) {
+        Bk::graph_abort();
+        throw;
+      }
+      graph_ = Bk::graph_end();
+      graph_imgs_ = imgs, graph_dloss_ = dloss;
+    };
+    if (!graph_) capture();
+    if (!Bk::graph_launch(graph_)) {  // stale: scratch moved since the capture (another model grew it)
+      Bk::graph_destroy(graph_);
+      capture();
+      MAE_CHECK(Bk::graph_launch(graph_), "CUDA graph stale right after its capture");
+    }
+    imgs_ = imgs;
+    loss_pending_ = true;
+  }
+}
+
+template <class Bk> void MaeModel<Bk>::forward_device(const T* imgs) {
   const ModelConfig& c = cfg_;
   const int D = c.embed_dim, E = c.decoder_embed_dim, p = c.patch_size, C = c.in_chans;
-  forward_encoder(imgs, noise);
+  encode(imgs);
   // x = self.decoder_embed(x)
   Bk::linear_forward(y_, enc_out_, dembed_w_, dembed_b_, B_ * (1 + K_), D, E);  // (B, 1+K, E)
   // append mask tokens, unshuffle with ids_restore, keep cls first; x = x + self.decoder_pos_embed

@@ -47,6 +47,11 @@ template <class Bk> class MaeModel {
   // synchronisation inside a training step). Host backends have it at once. forward = forward_nowait + loss_wait.
   void forward_nowait(const T* imgs, const float* noise);
   T loss_wait();
+  // forward_nowait + backward(dloss) with, on a device backend, the device work after the masking captured into a
+  // CUDA graph and replayed: captured at the second call (the first runs eagerly, so every scratch buffer and GEMM
+  // plan exists), recaptured when imgs or dloss change. Same arithmetic, so the same results; host backends simply
+  // run forward_nowait + backward.
+  void forward_backward_graph(const T* imgs, const float* noise, T dloss);
   // grads += dloss · ∂loss/∂params for the last forward (accumulates, so micro-batches add up; dloss = 1/accum_iter
   // reproduces the official `loss /= accum_iter`).
   void backward(T dloss = T(1));
@@ -74,6 +79,15 @@ template <class Bk> class MaeModel {
   double mask_ratio_;
   T loss_ = 0;
   bool loss_pending_ = false;  // device backends: forward_nowait enqueued a loss that loss_wait has not read
+  // CUDA graph of the step (forward_backward_graph): the executable graph, what it was captured with, eager calls.
+  void* graph_ = nullptr;
+  const T* graph_imgs_ = nullptr;
+  T graph_dloss_ = 0;
+  int graph_warm_ = 0;
+
+  void prepare_mask(const float* noise);  // random_masking on the host; ids and mask to the backend
+  const T* encode(const T* imgs);         // forward_encoder after the masking
+  void forward_device(const T* imgs);     // forward_nowait after the masking
 
   T* params_ = nullptr;
   T* grads_ = nullptr;

@@ -9,41 +9,45 @@
 
 namespace mae {
 
-#define MAE_BACKEND_OPS(ns)                                                   \
-  static constexpr auto linear_forward = &ns::linear_forward<T>;              \
-  static constexpr auto linear_backward = &ns::linear_backward<T>;            \
-  static constexpr auto layernorm_forward = &ns::layernorm_forward<T>;        \
-  static constexpr auto layernorm_backward = &ns::layernorm_backward<T>;      \
-  static constexpr auto gelu_forward = &ns::gelu_forward<T>;                  \
-  static constexpr auto gelu_backward = &ns::gelu_backward<T>;                \
-  static constexpr auto add_forward = &ns::add_forward<T>;                    \
-  static constexpr auto add_backward = &ns::add_backward<T>;                  \
-  static constexpr auto attention_forward = &ns::attention_forward<T>;        \
-  static constexpr auto attention_backward = &ns::attention_backward<T>;      \
-  static constexpr auto im2patch_cij = &ns::im2patch_cij<T>;                  \
-  static constexpr auto patchify_ijc = &ns::patchify_ijc<T>;                  \
-  static constexpr auto unpatchify_ijc = &ns::unpatchify_ijc<T>;              \
-  static constexpr auto encoder_embed_forward = &ns::encoder_embed_forward<T>; \
-  static constexpr auto encoder_embed_backward = &ns::encoder_embed_backward<T>; \
-  static constexpr auto decoder_embed_forward = &ns::decoder_embed_forward<T>; \
-  static constexpr auto decoder_embed_backward = &ns::decoder_embed_backward<T>; \
-  static constexpr auto normalize_target = &ns::normalize_target<T>;          \
-  static constexpr auto masked_mse_forward = &ns::masked_mse_forward<T>;      \
-  static constexpr auto masked_mse_backward = &ns::masked_mse_backward<T>;    \
-  static constexpr auto adamw_update = &ns::adamw_update<T>;                  \
-  static constexpr auto softmax_xent_forward = &ns::softmax_xent_forward<T>;  \
-  static constexpr auto softmax_xent_backward = &ns::softmax_xent_backward<T>; \
-  static constexpr auto batchnorm1d_train_forward = &ns::batchnorm1d_train_forward<T>; \
-  static constexpr auto batchnorm1d_eval_forward = &ns::batchnorm1d_eval_forward<T>; \
-  static constexpr auto batchnorm1d_backward = &ns::batchnorm1d_backward<T>; \
-  static constexpr auto residual_scale_forward = &ns::residual_scale_forward<T>; \
-  static constexpr auto residual_scale_backward = &ns::residual_scale_backward<T>; \
-  static constexpr auto vit_embed_forward = &ns::vit_embed_forward<T>; \
-  static constexpr auto vit_embed_backward = &ns::vit_embed_backward<T>; \
-  static constexpr auto token_pool_forward = &ns::token_pool_forward<T>; \
-  static constexpr auto token_pool_backward = &ns::token_pool_backward<T>; \
-  static constexpr auto residual_layernorm_forward = &ns::residual_layernorm_forward<T>; \
-  static constexpr auto linear_gelu_forward = &ns::linear_gelu_forward<T>;
+// The op list once (an X-macro: X(ns, op) for every op of op_decls.inc that the model calls), so each backend
+// binds all of them the same way: host backends as plain function pointers, CUDA through a timing wrapper.
+#define MAE_OP_LIST(X, ns) \
+  X(ns, linear_forward) \
+  X(ns, linear_backward) \
+  X(ns, layernorm_forward) \
+  X(ns, layernorm_backward) \
+  X(ns, gelu_forward) \
+  X(ns, gelu_backward) \
+  X(ns, add_forward) \
+  X(ns, add_backward) \
+  X(ns, attention_forward) \
+  X(ns, attention_backward) \
+  X(ns, im2patch_cij) \
+  X(ns, patchify_ijc) \
+  X(ns, unpatchify_ijc) \
+  X(ns, encoder_embed_forward) \
+  X(ns, encoder_embed_backward) \
+  X(ns, decoder_embed_forward) \
+  X(ns, decoder_embed_backward) \
+  X(ns, normalize_target) \
+  X(ns, masked_mse_forward) \
+  X(ns, masked_mse_backward) \
+  X(ns, adamw_update) \
+  X(ns, softmax_xent_forward) \
+  X(ns, softmax_xent_backward) \
+  X(ns, batchnorm1d_train_forward) \
+  X(ns, batchnorm1d_eval_forward) \
+  X(ns, batchnorm1d_backward) \
+  X(ns, residual_scale_forward) \
+  X(ns, residual_scale_backward) \
+  X(ns, vit_embed_forward) \
+  X(ns, vit_embed_backward) \
+  X(ns, token_pool_forward) \
+  X(ns, token_pool_backward) \
+  X(ns, residual_layernorm_forward) \
+  X(ns, linear_gelu_forward)
+#define MAE_OP_POINTER(ns, op) static constexpr auto op = &ns::op<T>;
+#define MAE_BACKEND_OPS(ns) MAE_OP_LIST(MAE_OP_POINTER, ns)
 
 // Host memory: 64-byte aligned, zero-filled.
 struct HostMemory {

@@ -303,8 +303,12 @@ template <class Bk> double pretrain_on(const PretrainArgs& a) {
       }
       // The whole step is enqueued before the host waits for anything (on CUDA the loss and the gradient norm come
       // back behind events while the optimizer runs): forward, backward, [all-reduce,] AdamW, then the loss.
-      model.forward_nowait(mirror.images(b->images), noise.data());
-      model.backward(1.0f / float(a.accum_iter));  // loss /= accum_iter
+      if (a.cuda_graph) {
+        model.forward_backward_graph(mirror.images(b->images), noise.data(), 1.0f / float(a.accum_iter));
+      } else {
+        model.forward_nowait(mirror.images(b->images), noise.data());
+        model.backward(1.0f / float(a.accum_iter));  // loss /= accum_iter
+      }
       const bool stepped = (i + 1) % a.accum_iter == 0;
       if (stepped) {
         // One blocking all-reduce over the flat gradient buffer after backward (no bucketing, no overlap): each rank

@@ -35,6 +35,7 @@ struct PretrainArgs {
   int threads = 0;
   double print_every_s = 5;
   std::string device = "cpu";  // "cuda": the model on the GPU (CUDA builds); precision is set globally (ops_cuda.h)
+  bool cuda_graph = false;      // cuda: each step's forward+backward replayed from a CUDA graph
 };
 
 // Runs the whole pretraining; throws mae::Error on bad input. Returns the final epoch-mean loss.

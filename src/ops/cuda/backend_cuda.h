@@ -2,6 +2,7 @@
 // Plain C++ (no CUDA headers). Only float is instantiated: tests compare the CUDA ops to the CPU float ops.
 #pragma once
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "model/params.h"
@@ -15,8 +16,14 @@ namespace mae {
 struct CudaMemory {
   template <class T> static T* alloc(size_t n) { return static_cast<T*>(cuda::alloc_bytes(n * sizeof(T))); }
   static void release(void* p) { cuda::free_bytes(p); }
-  template <class T> static void zero(T* p, size_t n) { cuda::zero_bytes(p, n * sizeof(T)); }
-  template <class T> static void upload(T* dst, const T* src, size_t n) { cuda::upload_bytes(dst, src, n * sizeof(T)); }
+  template <class T> static void zero(T* p, size_t n) {
+    cuda::OpScope scope("zero");
+    cuda::zero_bytes(p, n * sizeof(T));
+  }
+  template <class T> static void upload(T* dst, const T* src, size_t n) {
+    cuda::OpScope scope("upload");
+    cuda::upload_bytes(dst, src, n * sizeof(T));
+  }
   template <class T> static void download(T* dst, const T* src, size_t n) {
     cuda::download_bytes(dst, src, n * sizeof(T));
   }
@@ -25,16 +32,31 @@ struct CudaMemory {
 template <class T_> struct CudaBackend : CudaMemory {
   using T = T_;
   static constexpr const char* name = "cuda";
-  MAE_BACKEND_OPS(cuda)
+  // Every op through a wrapper that times it when profiling is on (cuda::OpScope; mae bench --profile).
+#define MAE_OP_TIMED(ns, op)                                   \
+  template <class... A> static auto op(A&&... args) {          \
+    cuda::OpScope scope(#op);                                  \
+    return ns::op<T>(std::forward<A>(args)...);                \
+  }
+  MAE_OP_LIST(MAE_OP_TIMED, cuda)
+#undef MAE_OP_TIMED
 
   // MaeModel::forward_nowait / loss_wait: the masked MSE reduced on the stream, read back behind an event.
   static void masked_mse_enqueue(const T* pred, const T* target, const T* mask, int B, int L, int P) {
+    cuda::OpScope scope("masked_mse_forward");
     cuda::masked_mse_enqueue(cuda::kSlotLoss, pred, target, mask, B, L, P);
   }
   static T masked_mse_read() {
     const cuda::DeferredPair s = cuda::read_deferred(cuda::kSlotLoss);
     return T(s.a / s.b);
   }
+
+  // CUDA graphs (MaeModel::forward_backward_graph).
+  static void graph_begin() { cuda::graph_begin(); }
+  static void* graph_end() { return cuda::graph_end(); }
+  static bool graph_launch(void* g) { return cuda::graph_launch(g); }
+  static void graph_destroy(void* g) { cuda::graph_destroy(g); }
+  static void graph_abort() { cuda::graph_abort(); }
 
   // train/adamw.h uses this instead of one adamw_update per tensor: one kernel over the flat buffer.
   static void adamw_step_flat(const ParamList& list, T* p, T* m, T* v, const T* g, float lr, float beta1,
@@ -46,6 +68,7 @@ template <class T_> struct CudaBackend : CudaMemory {
       for (const auto& s : list.specs) segs.push_back({s.offset, s.numel, s.decay});
       cached = &list;
     }
+    cuda::OpScope scope("adamw_flat");
     cuda::adamw_flat(p, m, v, g, segs.data(), int(segs.size()), &list, lr, beta1, beta2, eps, wd, t);
   }
 };

@@ -51,6 +51,7 @@ struct Context {
   void* scratch[kNumScratch] = {};
   size_t scratch_bytes[kNumScratch] = {};
   void* get(Scratch s, size_t bytes);  // grows (synchronising) when too small
+  unsigned long generation = 0;        // bumped whenever a scratch buffer moves (a captured graph is then stale)
 };
 Context& ctx();  // creates it on first use; throws mae::Error without a device
 

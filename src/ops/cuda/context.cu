@@ -2,7 +2,9 @@
 // kernel and small reductions shared by the callers.
 #include <cstdlib>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -64,9 +66,11 @@ void* Context::get(Scratch s, size_t bytes) {
       MAE_CUDA_CHECK(cudaStreamSynchronize(stream));
       MAE_CUDA_CHECK(cudaFree(scratch[s]));
     }
+    if (capturing()) fail("CUDA: scratch buffer ", int(s), " must grow inside a CUDA graph capture");
     const size_t want = bytes + bytes / 4 + 256;
     MAE_CUDA_CHECK(cudaMalloc(&scratch[s], want));
     scratch_bytes[s] = want;
+    ++generation;
   }
   return scratch[s];
 }
@@ -167,6 +171,7 @@ StagingRing& ring() {
 void upload_bytes(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
   Context& c = ctx();
+  if (capturing()) fail("CUDA: an upload inside a CUDA graph capture (uploads belong before the captured step)");
   if (bytes <= StagingRing::kSlotBytes) {
     std::lock_guard<std::mutex> l(g_ring_mu);
     StagingRing& r = ring();
@@ -231,6 +236,62 @@ void event_wait(void* e) {
   if (ev->recorded) MAE_CUDA_CHECK(cudaEventSynchronize(ev->e));
 }
 
+// Profiler records: events with timing, pooled across reports.
+namespace {
+struct ProfRecord {
+  const char* op;
+  cudaEvent_t start, end;
+};
+bool g_profiling = false;
+std::vector<ProfRecord> g_records;
+std::vector<cudaEvent_t> g_event_pool;
+cudaEvent_t timing_event() {
+  if (!g_event_pool.empty()) {
+    cudaEvent_t e = g_event_pool.back();
+    g_event_pool.pop_back();
+    return e;
+  }
+  cudaEvent_t e = nullptr;
+  MAE_CUDA_CHECK(cudaEventCreate(&e));
+  return e;
+}
+}  // namespace
+void set_profiling(bool on) { g_profiling = on; }
+bool profiling() { return g_profiling; }
+int profile_begin(const char* op) {
+  Context& c = ctx();
+  ProfRecord r{op, timing_event(), nullptr};
+  MAE_CUDA_CHECK(cudaEventRecord(r.start, c.stream));
+  g_records.push_back(r);
+  return int(g_records.size()) - 1;
+}
+void profile_end(int record) {
+  ProfRecord& r = g_records[size_t(record)];
+  r.end = timing_event();
+  MAE_CUDA_CHECK(cudaEventRecord(r.end, ctx().stream));
+}
+std::vector<OpTime> profile_report() {
+  synchronize();
+  std::map<std::string, OpTime> by_op;
+  for (ProfRecord& r : g_records) {
+    if (r.end) {  // an op that threw has no end
+      float ms = 0;
+      MAE_CUDA_CHECK(cudaEventElapsedTime(&ms, r.start, r.end));
+      OpTime& t = by_op[r.op];
+      t.op = r.op;
+      t.ms += ms;
+      ++t.calls;
+      g_event_pool.push_back(r.end);
+    }
+    g_event_pool.push_back(r.start);
+  }
+  g_records.clear();
+  std::vector<OpTime> out;
+  for (auto& [k, t] : by_op) out.push_back(t);
+  std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) { return a.ms > b.ms; });
+  return out;
+}
+
 // Deferred slots: two doubles on the device, their pinned host copy and the event behind the copy.
 namespace {
 struct Deferred {
@@ -238,6 +299,7 @@ struct Deferred {
   double* host = nullptr;
   cudaEvent_t ev = nullptr;
   bool pending = false;
+  bool captured = false;  // its copy was captured into the graph being built: graph_launch records the event
 };
 Deferred& deferred(int slot) {
   MAE_CHECK(slot >= 0 && slot < kDeferredSlots, "deferred slot ", slot);
@@ -259,9 +321,66 @@ void deferred_copy(int slot) {
   Deferred& d = deferred(slot);
   Context& c = ctx();
   MAE_CUDA_CHECK(cudaMemcpyAsync(d.host, d.dev, 2 * sizeof(double), cudaMemcpyDeviceToHost, c.stream));
+  if (capturing()) {  // an event recorded inside a capture is not one the host can wait for
+    d.captured = true;
+    return;
+  }
   MAE_CUDA_CHECK(cudaEventRecord(d.ev, c.stream));
   d.pending = true;
 }
+bool capturing() {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  MAE_CUDA_CHECK(cudaStreamIsCapturing(ctx().stream, &st));
+  return st == cudaStreamCaptureStatusActive;
+}
+
+namespace {
+struct Graph {
+  cudaGraphExec_t exec = nullptr;
+  std::vector<int> slots;  // deferred slots whose copy is inside
+  unsigned long generation = 0;  // of the scratch buffers it captured
+};
+}  // namespace
+void graph_begin() { MAE_CUDA_CHECK(cudaStreamBeginCapture(ctx().stream, cudaStreamCaptureModeThreadLocal)); }
+void* graph_end() {
+  cudaGraph_t g = nullptr;
+  MAE_CUDA_CHECK(cudaStreamEndCapture(ctx().stream, &g));
+  auto* G = new Graph;
+  const cudaError_t e = cudaGraphInstantiate(&G->exec, g, 0);
+  cudaGraphDestroy(g);
+  if (e != cudaSuccess) {
+    delete G;
+    fail("CUDA graph instantiation failed: ", cudaGetErrorString(e));
+  }
+  for (int i = 0; i < kDeferredSlots; ++i)
+    if (deferred(i).captured) G->slots.push_back(i), deferred(i).captured = false;
+  G->generation = ctx().generation;
+  return G;
+}
+bool graph_launch(void* graph) {
+  auto* G = static_cast<Graph*>(graph);
+  Context& c = ctx();
+  if (G->generation != c.generation) return false;  // a scratch buffer it reads or writes has moved since
+  MAE_CUDA_CHECK(cudaGraphLaunch(G->exec, c.stream));
+  for (int i : G->slots) {
+    MAE_CUDA_CHECK(cudaEventRecord(deferred(i).ev, c.stream));
+    deferred(i).pending = true;
+  }
+  return true;
+}
+void graph_abort() {
+  cudaGraph_t g = nullptr;
+  if (cudaStreamEndCapture(ctx().stream, &g) == cudaSuccess && g) cudaGraphDestroy(g);
+  cudaGetLastError();  // clear the capture's error
+  for (int i = 0; i < kDeferredSlots; ++i) deferred(i).captured = false;
+}
+void graph_destroy(void* graph) {
+  if (!graph) return;
+  auto* G = static_cast<Graph*>(graph);
+  cudaGraphExecDestroy(G->exec);  // no throw: called from destructors
+  delete G;
+}
+
 DeferredPair read_deferred(int slot) {
   Deferred& d = deferred(slot);
   MAE_CHECK(d.pending, "read_deferred: nothing was enqueued into slot ", slot);

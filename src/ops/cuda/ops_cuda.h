@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace mae::cuda {
 #include "ops/op_decls.inc"
@@ -80,6 +81,45 @@ void masked_mse_enqueue(int slot, const float* pred, const float* target, const 
 // a = Σ g² (double accumulation, fixed order), b = 0.
 void sum_squares_enqueue(int slot, const float* g, size_t n);
 DeferredPair read_deferred(int slot);
+
+// ---- CUDA graphs: a training step's device work captured once and replayed (fixed shapes and pointers) ----
+// graph_begin() starts capturing the compute stream (thread-local mode: other threads are unaffected); nothing runs
+// until graph_launch. graph_end() returns the instantiated graph. Uploads are refused while capturing (their staging
+// address changes every call); deferred readbacks captured inside get their event recorded by graph_launch.
+void graph_begin();
+void* graph_end();
+// false (nothing launched) when a scratch buffer the graph captured has been reallocated since: capture again.
+bool graph_launch(void* graph);
+void graph_destroy(void* graph);
+void graph_abort();  // ends a capture that failed half-way (errors ignored), so the stream works again
+bool capturing();
+
+// ---- per-op GPU time (mae bench --profile) ----
+// While profiling is on, every op the model calls through CudaBackend records a start and an end event on the stream
+// around its kernels (OpScope); profile_report() synchronises and returns the GPU time per op name, largest first,
+// and forgets the records. Off (the default) an op pays one function call.
+void set_profiling(bool on);
+bool profiling();
+int profile_begin(const char* op);  // returns the record's index
+void profile_end(int record);
+struct OpTime {
+  std::string op;
+  double ms;
+  long calls;
+};
+std::vector<OpTime> profile_report();
+class OpScope {
+ public:
+  explicit OpScope(const char* op) : rec_(profiling() ? profile_begin(op) : -1) {}
+  ~OpScope() {
+    if (rec_ >= 0) profile_end(rec_);
+  }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  int rec_;
+};
 
 // AdamW over the whole flat buffer in ONE kernel: `segments` (offset, numel, decay?) from the ParamList, cached on
 // the device per list. Same per-element arithmetic as adamw_update.
