@@ -9,6 +9,7 @@
 #   6. ONE table: img/s, ratio to torch eager / compile, MFU vs a measured bf16 8192³ GEMM, peak memory
 #   7. if time is left: GPU time per op (mae bench --profile) of the bf16 step
 #   8. if time is left: bf16 vs fp32 loss over a few hundred pretraining steps of a tiny model (synthetic IDX data)
+#   9. if time is left: compute-sanitizer memcheck and racecheck of the kernel tests
 # Everything (log, JSON, table) goes to $OUT (default ./gpu_out). Each stage has its own timeout; the whole
 # script is meant to finish within ~8 minutes and never stops at the first failure (the summary says what failed).
 set -uo pipefail
@@ -54,6 +55,11 @@ if [ -x build-gpu/tests/test_cuda_ops ]; then
   run test_cuda_ops 180 build-gpu/tests/test_cuda_ops --gtest_output=json:"$OUT/test_cuda_ops.json" \
     > "$OUT/test_cuda_ops.log" 2>&1
   grep -E "^\[  (FAILED|  OK|SKIPPED|PASSED) |Failure|Expected|Which is|rel_l2|error" "$OUT/test_cuda_ops.log" | head -60
+  # Tests skip without a usable device (e.g. a driver older than this CUDA runtime): skipped is not passed.
+  if grep -q "SKIPPED" "$OUT/test_cuda_ops.log"; then
+    echo "!!! CUDA tests were SKIPPED: no usable device for this build"; grep -m3 "no CUDA device" "$OUT/test_cuda_ops.log"
+    FAILED+=("test_cuda_ops(skipped)")
+  fi
   run test_parity 120 build-gpu/tests/test_parity > "$OUT/test_parity.log" 2>&1
   tail -3 "$OUT/test_parity.log"
 else
@@ -166,6 +172,20 @@ for ra, rb in list(zip(a, b))[::5] + list(zip(a, b))[-1:]:
 PYEOF
 else
   echo "skipped: not enough time left"
+fi
+
+stage "compute-sanitizer memcheck / racecheck of the kernel tests (if time is left)"
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2> /dev/null)
+if [ -n "$SAN" ] && [ -x build-gpu/tests/test_cuda_ops ] && [ "$(left)" -gt 60 ]; then
+  for tool in memcheck racecheck; do
+    t=$(( ($(left) - 10) / 2 )); [ $t -gt 120 ] && t=120; [ $t -lt 20 ] && break
+    run "sanitizer_$tool" "$t" "$SAN" --tool "$tool" --error-exitcode 9 build-gpu/tests/test_cuda_ops \
+      --gtest_filter='Cuda.Linear*:Cuda.LayerNorm:Cuda.ResidualLayerNorm:Cuda.GeluAddResidual:Cuda.Attention:Cuda.Loss:Cuda.Patches:Cuda.EncoderDecoderEmbed:Cuda.AdamW*' \
+      > "$OUT/sanitizer_$tool.log" 2>&1
+    tail -3 "$OUT/sanitizer_$tool.log"
+  done
+else
+  echo "skipped (no compute-sanitizer, no test binary or no time left)"
 fi
 
 stage "done in $((SECONDS - T0)) s"

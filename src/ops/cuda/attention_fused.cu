@@ -81,6 +81,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     float o[kMaxHdChunks] = {};
 #pragma unroll
     for (int t = 0; t < JT; ++t) {
+      // unroll 4, not fully: 8 key chunks × 32 fully unrolled needed 255 registers and spilled (ptxas -v)
+#pragma unroll 4
       for (int jj = 0; jj < 32; ++jj) {
         const int j = 32 * t + jj;
         if (j >= Tn) break;  // uniform across the warp
@@ -158,6 +160,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     float acc[kMaxHdChunks] = {};
 #pragma unroll
     for (int t = 0; t < JT; ++t) {
+      // unroll 4, not fully: 8 key chunks × 32 fully unrolled needed 255 registers and spilled (ptxas -v)
+#pragma unroll 4
       for (int jj = 0; jj < 32; ++jj) {
         const int j = 32 * t + jj;
         if (j >= Tn) break;

@@ -61,13 +61,11 @@ template <class T_> struct CudaBackend : CudaMemory {
   // train/adamw.h uses this instead of one adamw_update per tensor: one kernel over the flat buffer.
   static void adamw_step_flat(const ParamList& list, T* p, T* m, T* v, const T* g, float lr, float beta1,
                               float beta2, float eps, float wd, long t) {
-    thread_local const ParamList* cached = nullptr;
+    // Rebuilt every call (a few hundred entries): a cache keyed on the list's address could outlive the list;
+    // adamw_flat compares the contents with what is on the device and uploads only when they changed.
     thread_local std::vector<cuda::AdamWSegment> segs;
-    if (cached != &list || segs.size() != list.specs.size()) {
-      segs.clear();
-      for (const auto& s : list.specs) segs.push_back({s.offset, s.numel, s.decay});
-      cached = &list;
-    }
+    segs.clear();
+    for (const auto& s : list.specs) segs.push_back({s.offset, s.numel, s.decay});
     cuda::OpScope scope("adamw_flat");
     cuda::adamw_flat(p, m, v, g, segs.data(), int(segs.size()), &list, lr, beta1, beta2, eps, wd, t);
   }

@@ -62,11 +62,11 @@ Context& ctx() {
 
 void* Context::get(Scratch s, size_t bytes) {
   if (bytes > scratch_bytes[s]) {
+    if (capturing()) fail("CUDA: scratch buffer ", int(s), " cannot grow inside a CUDA graph capture");
     if (scratch[s]) {
       MAE_CUDA_CHECK(cudaStreamSynchronize(stream));
       MAE_CUDA_CHECK(cudaFree(scratch[s]));
     }
-    if (capturing()) fail("CUDA: scratch buffer ", int(s), " must grow inside a CUDA graph capture");
     const size_t want = bytes + bytes / 4 + 256;
     MAE_CUDA_CHECK(cudaMalloc(&scratch[s], want));
     scratch_bytes[s] = want;
@@ -265,16 +265,26 @@ int profile_begin(const char* op) {
   g_records.push_back(r);
   return int(g_records.size()) - 1;
 }
-void profile_end(int record) {
+void profile_end(int record) noexcept {  // from a destructor: never throws (a failed record is left without an end)
   ProfRecord& r = g_records[size_t(record)];
-  r.end = timing_event();
-  MAE_CUDA_CHECK(cudaEventRecord(r.end, ctx().stream));
+  cudaEvent_t e = nullptr;
+  if (!g_event_pool.empty()) {
+    e = g_event_pool.back();
+    g_event_pool.pop_back();
+  } else if (cudaEventCreate(&e) != cudaSuccess) {
+    return;
+  }
+  if (cudaEventRecord(e, ctx().stream) != cudaSuccess) {
+    g_event_pool.push_back(e);
+    return;
+  }
+  r.end = e;
 }
 std::vector<OpTime> profile_report() {
   synchronize();
   std::map<std::string, OpTime> by_op;
   for (ProfRecord& r : g_records) {
-    if (r.end) {  // an op that threw has no end
+    if (r.end) {  // a record whose end event failed has none
       float ms = 0;
       MAE_CUDA_CHECK(cudaEventElapsedTime(&ms, r.start, r.end));
       OpTime& t = by_op[r.op];

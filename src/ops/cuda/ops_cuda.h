@@ -101,7 +101,7 @@ bool capturing();
 void set_profiling(bool on);
 bool profiling();
 int profile_begin(const char* op);  // returns the record's index
-void profile_end(int record);
+void profile_end(int record) noexcept;
 struct OpTime {
   std::string op;
   double ms;

@@ -18,10 +18,11 @@ inline int grid(size_t n) { return blocks_for(n, 256, ctx().sm_count * 32); }
     }                                                                        \
   } while (0)
 
-constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
-__device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.f + erff(x * kInvSqrt2)); }
+// Φ through normcdff (erfc-based): keeps its relative accuracy in the left tail where 1 + erf(x/√2) cancels, as the
+// CPU's fast_phi does.
+__device__ __forceinline__ float gelu_f(float x) { return x * normcdff(x); }
 __global__ void gelu_fwd(float* out, const float* in, size_t n) { MAE_GRID_STRIDE(i, n) out[i] = gelu_f(in[i]); }
 // pre (N, O) += b (as linear_forward's bias pass), act = gelu(pre): one pass instead of two.
 __global__ void bias_gelu_fwd(float* pre, float* act, const float* b, unsigned O, size_t n) {
@@ -34,7 +35,7 @@ __global__ void bias_gelu_fwd(float* pre, float* act, const float* b, unsigned O
 __global__ void gelu_bwd(float* din, const float* dout, const float* in, size_t n) {
   MAE_GRID_STRIDE(i, n) {
     const float x = in[i];
-    const float cdf = 0.5f * (1.f + erff(x * kInvSqrt2));
+    const float cdf = normcdff(x);
     const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
     din[i] += dout[i] * (cdf + x * pdf);
   }
