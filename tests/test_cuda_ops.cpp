@@ -216,17 +216,17 @@ TEST_F(Cuda, LinearGelu) {
   linear_gelu_case(301, 96, 384, true, kTolBf16);
 }
 
-void attention_case(int B, int Tn, int D, int H) {
+void attention_case(int B, int Tn, int D, int H, double tol = kTol) {
   const F qkv = rnd(size_t(B) * Tn * 3 * D, 1), dout = rnd(size_t(B) * Tn * D, 2);
   F out(size_t(B) * Tn * D), att(size_t(B) * H * Tn * Tn), scratch(att.size()), dqkv = rnd(qkv.size(), 3);
   DF d_qkv(qkv), d_dout(dout), d_out(out), d_att(att), d_scr(scratch), d_dqkv(dqkv);
   cpu::attention_forward(out.data(), att.data(), qkv.data(), B, Tn, D, H);
   cuda::attention_forward(d_out.p, d_att.p, d_qkv.p, B, Tn, D, H);
-  EXPECT_REL(d_out.host(), out, kTol) << " B " << B << " Tn " << Tn;
-  EXPECT_REL(d_att.host(), att, kTol);
+  EXPECT_REL(d_out.host(), out, tol) << " B " << B << " Tn " << Tn;
+  EXPECT_REL(d_att.host(), att, tol);
   cpu::attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(), B, Tn, D, H);
   cuda::attention_backward(d_dqkv.p, d_scr.p, d_dout.p, d_qkv.p, d_att.p, B, Tn, D, H);
-  EXPECT_REL(d_dqkv.host(), dqkv, kTol);
+  EXPECT_REL(d_dqkv.host(), dqkv, tol);
 }
 
 // Both implementations: the fused one-kernel-per-(b, h) path (≤ 256 tokens, head dim ≤ 128) and cuBLAS batched
@@ -242,6 +242,15 @@ TEST_F(Cuda, Attention) {
     attention_case(1, 65, 260, 2);   // head dim 130: beyond the fused kernel (fallback)
     attention_case(1, 257, 32, 1);   // 257 tokens: beyond the fused kernel (fallback)
   }
+}
+
+// The cuBLAS path under --precision bf16: strided-batched bf16 GEMMs on tensor cores, fp32 softmax and outputs.
+TEST_F(Cuda, AttentionCublasBf16) {
+  cuda::set_precision(cuda::Precision::bf16);
+  cuda::set_attention_impl(cuda::AttentionImpl::cublas);
+  attention_case(3, 13, 24, 3, kTolBf16);
+  attention_case(2, 50, 96, 4, kTolBf16);
+  attention_case(2, 197, 128, 4, kTolBf16);  // decoder-like: head dim 32
 }
 
 TEST_F(Cuda, Patches) {

@@ -75,11 +75,18 @@ done
 run mae_bench_bf16_graph 150 "$MAE" bench --device cuda --precision bf16 --cuda_graph --model mae_vit_base_patch16 \
   --batch_size 128 --steps 10 --warmup 3 --json > "$OUT/mae_bf16_graph.json"
 cat "$OUT/mae_bf16_graph.json"
-if [ "$(left)" -gt 330 ]; then  # the same with the cuBLAS attention path instead of the fused kernel
-  run mae_bench_bf16_cublas_attn 150 env MAE_CUDA_ATTENTION=cublas "$MAE" bench --device cuda --precision bf16 \
-    --model mae_vit_base_patch16 --batch_size 128 --steps 10 --warmup 3 --json > "$OUT/mae_bf16_cublasattn.json"
-  cat "$OUT/mae_bf16_cublasattn.json"
-fi
+# the same with the cuBLAS attention path (bf16 batched GEMMs on tensor cores, scores in global memory) instead of
+# the fused fp32 kernel: which one is faster decides the default
+run mae_bench_bf16_cublas_attn 150 env MAE_CUDA_ATTENTION=cublas "$MAE" bench --device cuda --precision bf16 \
+  --model mae_vit_base_patch16 --batch_size 128 --steps 10 --warmup 3 --json > "$OUT/mae_bf16_cublasattn.json"
+cat "$OUT/mae_bf16_cublasattn.json"
+
+stage "small model (mae_vit_fmnist, batch 256): eager vs --cuda_graph, where launch overhead matters"
+for g in "" --cuda_graph; do
+  run "mae_bench_fmnist${g:+_graph}" 60 "$MAE" bench --device cuda --precision bf16 $g --model mae_vit_fmnist \
+    --batch_size 256 --steps 20 --warmup 5 --json >> "$OUT/mae_fmnist.jsonl"
+done
+cat "$OUT/mae_fmnist.jsonl"
 
 stage "PyTorch baseline (eager, torch.compile)"
 t=$(( $(left) - 90 )); [ $t -gt 240 ] && t=240
@@ -142,6 +149,9 @@ if [ "$(left)" -gt 150 ]; then
   run mae_profile 90 "$MAE" bench --device cuda --precision bf16 --model mae_vit_base_patch16 --batch_size 128 \
     --steps 2 --warmup 2 --profile > "$OUT/profile_bf16.md"
   cat "$OUT/profile_bf16.md"
+  run mae_profile_cublas_attn 90 env MAE_CUDA_ATTENTION=cublas "$MAE" bench --device cuda --precision bf16 \
+    --model mae_vit_base_patch16 --batch_size 128 --steps 2 --warmup 2 --profile > "$OUT/profile_bf16_cublasattn.md"
+  grep -E "^\| attention|GPU time per op" "$OUT/profile_bf16_cublasattn.md"
 else
   echo "skipped: not enough time left"
 fi

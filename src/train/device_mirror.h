@@ -35,8 +35,7 @@ template <class Bk> class TrainMirror {
       Bk::release(dv_);
       Bk::release(dimgs_);
 #ifdef MAE_CUDA
-      cuda::free_pinned(pinned_);
-      cuda::event_destroy(uploaded_);
+      cuda::uploader_destroy(uploader_);
 #endif
     }
   }
@@ -71,9 +70,8 @@ template <class Bk> class TrainMirror {
     }
   }
 
-  // The loader's host batch as the model's input. On CUDA: copied into a pinned buffer and uploaded asynchronously
-  // on the compute stream; the pinned buffer is refilled once the previous upload out of it is done (an event, not
-  // a wait for the whole stream).
+  // The loader's host batch as the model's input, in one fixed buffer of the backend's memory. On CUDA the copy
+  // overlaps with the previous step's backward and optimizer (cuda::uploader_put: pinned memory, a copy stream).
   const float* images(const std::vector<float>& host) {
     if constexpr (kHost) {
       return host.data();
@@ -81,18 +79,11 @@ template <class Bk> class TrainMirror {
       if (host.size() > nimgs_) {
         Bk::release(dimgs_);
         dimgs_ = Bk::template alloc<float>(host.size());
-#ifdef MAE_CUDA
-        cuda::free_pinned(pinned_);
-        pinned_ = static_cast<float*>(cuda::alloc_pinned(host.size() * sizeof(float)));
-#endif
         nimgs_ = host.size();
       }
 #ifdef MAE_CUDA
-      if (!uploaded_) uploaded_ = cuda::event_create();
-      cuda::event_wait(uploaded_);  // the previous async copy out of pinned_ is done
-      std::memcpy(pinned_, host.data(), host.size() * sizeof(float));
-      cuda::upload_async(dimgs_, pinned_, host.size() * sizeof(float));
-      cuda::event_record(uploaded_);
+      if (!uploader_) uploader_ = cuda::uploader_create();
+      cuda::uploader_put(uploader_, dimgs_, host.data(), host.size() * sizeof(float));
 #else
       Bk::upload(dimgs_, host.data(), host.size());
 #endif
@@ -137,9 +128,9 @@ template <class Bk> class TrainMirror {
   MaeModel<Bk>& model_;
   size_t np_;
   std::vector<float> m_, v_, hp_, hg_;
-  float *dm_ = nullptr, *dv_ = nullptr, *dimgs_ = nullptr, *pinned_ = nullptr;
+  float *dm_ = nullptr, *dv_ = nullptr, *dimgs_ = nullptr;
   size_t nimgs_ = 0;
-  void* uploaded_ = nullptr;  // CUDA event after the last upload out of pinned_
+  void* uploader_ = nullptr;  // CUDA: cuda::uploader_create()
   double gnorm_ = 0;
 };
 

@@ -203,37 +203,65 @@ void* alloc_pinned(size_t bytes) {
 void free_pinned(void* p) {
   if (p) cudaFreeHost(p);
 }
-void upload_async(void* dst, const void* src, size_t bytes) {
-  if (bytes) MAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx().stream));
-}
 
-// An event is a cudaEvent_t behind a small struct that remembers whether it was ever recorded.
 namespace {
-struct Event {
-  cudaEvent_t e = nullptr;
-  bool recorded = false;
+struct Uploader {
+  size_t cap = 0;
+  void* pinned = nullptr;   // host side of the copy
+  void* staging = nullptr;  // device side, moved into the caller's buffer by the compute stream
+  cudaEvent_t h2d_done = nullptr, d2d_done = nullptr;
+  bool used = false;
 };
+cudaStream_t copy_stream() {
+  static cudaStream_t s = [] {
+    ctx();
+    cudaStream_t x = nullptr;
+    MAE_CUDA_CHECK(cudaStreamCreateWithFlags(&x, cudaStreamNonBlocking));
+    return x;
+  }();
+  return s;
+}
 }  // namespace
-void* event_create() {
+void* uploader_create() {
   ctx();
-  auto* ev = new Event;
-  MAE_CUDA_CHECK(cudaEventCreateWithFlags(&ev->e, cudaEventDisableTiming));
-  return ev;
+  auto* u = new Uploader;
+  MAE_CUDA_CHECK(cudaEventCreateWithFlags(&u->h2d_done, cudaEventDisableTiming));
+  MAE_CUDA_CHECK(cudaEventCreateWithFlags(&u->d2d_done, cudaEventDisableTiming));
+  return u;
 }
-void event_destroy(void* e) {
-  if (!e) return;
-  auto* ev = static_cast<Event*>(e);
-  cudaEventDestroy(ev->e);  // no throw: called from destructors
-  delete ev;
+void uploader_destroy(void* p) {
+  if (!p) return;
+  auto* u = static_cast<Uploader*>(p);
+  cudaStreamSynchronize(copy_stream());  // no throw: called from destructors
+  free_bytes(u->staging);                // synchronises the compute stream
+  free_pinned(u->pinned);
+  cudaEventDestroy(u->h2d_done);
+  cudaEventDestroy(u->d2d_done);
+  delete u;
 }
-void event_record(void* e) {
-  auto* ev = static_cast<Event*>(e);
-  MAE_CUDA_CHECK(cudaEventRecord(ev->e, ctx().stream));
-  ev->recorded = true;
-}
-void event_wait(void* e) {
-  auto* ev = static_cast<Event*>(e);
-  if (ev->recorded) MAE_CUDA_CHECK(cudaEventSynchronize(ev->e));
+void uploader_put(void* p, void* dst, const void* host, size_t bytes) {
+  if (!bytes) return;
+  auto* u = static_cast<Uploader*>(p);
+  Context& c = ctx();
+  const cudaStream_t cs = copy_stream();
+  if (bytes > u->cap) {  // first batch (or a larger one): both streams idle before the buffers change
+    MAE_CUDA_CHECK(cudaStreamSynchronize(cs));
+    free_bytes(u->staging);
+    free_pinned(u->pinned);
+    u->pinned = alloc_pinned(bytes);
+    u->staging = alloc_bytes(bytes);
+    u->cap = bytes;
+    u->used = false;
+  }
+  if (u->used) MAE_CUDA_CHECK(cudaEventSynchronize(u->h2d_done));  // the pinned buffer's last copy is done
+  std::memcpy(u->pinned, host, bytes);
+  if (u->used) MAE_CUDA_CHECK(cudaStreamWaitEvent(cs, u->d2d_done, 0));  // the staging buffer was moved out
+  MAE_CUDA_CHECK(cudaMemcpyAsync(u->staging, u->pinned, bytes, cudaMemcpyHostToDevice, cs));
+  MAE_CUDA_CHECK(cudaEventRecord(u->h2d_done, cs));
+  MAE_CUDA_CHECK(cudaStreamWaitEvent(c.stream, u->h2d_done, 0));
+  MAE_CUDA_CHECK(cudaMemcpyAsync(dst, u->staging, bytes, cudaMemcpyDeviceToDevice, c.stream));
+  MAE_CUDA_CHECK(cudaEventRecord(u->d2d_done, c.stream));
+  u->used = true;
 }
 
 // Profiler records: events with timing, pooled across reports.

@@ -3,9 +3,10 @@
 // Row-major ↔ column-major: a row-major (r × c) matrix with leading dimension ld is the column-major (c × r)
 // matrix with the same ld, so every product below is written for its transpose.
 //
-// Precision::bf16 (linear only): operands are rounded to bf16 on the fly into scratch buffers and multiplied by
-// cuBLASLt with fp32 accumulation into fp32 outputs (beta = 1 accumulates the gradients). Attention products stay
-// fp32 (they are small at 50/197 tokens). Storing the activations themselves in bf16 is the next step.
+// Precision::bf16: operands are rounded to bf16 on the fly into scratch buffers and multiplied by cuBLASLt (linear)
+// or cuBLAS strided-batched GemmEx (the attention fallback path) with fp32 accumulation into fp32 outputs (beta = 1
+// accumulates the gradients). The fused attention kernel computes in fp32. Storing the activations themselves in
+// bf16 is the next step.
 #include <map>
 #include <tuple>
 
@@ -196,6 +197,28 @@ void batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, fl
   MAE_CUBLAS_CHECK(cublasSgemmStridedBatched(ctx().blas, ta, tb, m, n, k, &alpha, A, lda, sA, B, ldb, sB, &beta, C,
                                              ldc, sC, batch));
 }
+// The same product with bf16 operands on tensor cores, fp32 accumulation and fp32 output (Precision::bf16).
+void batched_bf16(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const __nv_bfloat16* A,
+                  int lda, long long sA, const __nv_bfloat16* B, int ldb, long long sB, float beta, float* C, int ldc,
+                  long long sC, int batch) {
+  MAE_CUBLAS_CHECK(cublasGemmStridedBatchedEx(ctx().blas, ta, tb, m, n, k, &alpha, A, CUDA_R_16BF, lda, sA, B,
+                                              CUDA_R_16BF, ldb, sB, &beta, C, CUDA_R_32F, ldc, sC, batch,
+                                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+// One strided-batched product per head on either path: fp32 operands (SGEMM) or, under Precision::bf16, their bf16
+// copies at the same element offsets (the copies have the same layout as the fp32 tensors).
+struct AttnOperand {
+  const float* f;
+  const __nv_bfloat16* h;  // nullptr in fp32 mode
+};
+void head_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, AttnOperand A, size_t offA,
+               int lda, long long sA, AttnOperand B, size_t offB, int ldb, long long sB, float beta, float* C, int ldc,
+               long long sC, int batch) {
+  if (A.h)
+    batched_bf16(ta, tb, m, n, k, alpha, A.h + offA, lda, sA, B.h + offB, ldb, sB, beta, C, ldc, sC, batch);
+  else
+    batched(ta, tb, m, n, k, alpha, A.f + offA, lda, sA, B.f + offB, ldb, sB, beta, C, ldc, sC, batch);
+}
 }  // namespace
 
 // out (B, Tn, D), att (B, H, Tn, Tn), qkv (B, Tn, 3D)
@@ -207,21 +230,21 @@ template <class T> void attention_forward(T* out, T* att, const T* qkv, int B, i
   const int hd = D / H, ld = 3 * D;
   const float scale = 1.f / std::sqrt(float(hd));
   const long long sq = (long long)Tn * ld, sa = (long long)H * Tn * Tn, so = (long long)Tn * D;
+  const size_t natt = size_t(B) * H * Tn * Tn;
+  const AttnOperand QKV{qkv, bf16() ? to_bf16(kBf16A, qkv, size_t(B) * Tn * ld) : nullptr};
   for (int h = 0; h < H; ++h) {
-    const float* q = qkv + h * hd;
-    const float* k = q + D;
-    float* a = att + size_t(h) * Tn * Tn;
     // scores (Tn × Tn, row-major) = scale · q kᵀ   ⇔ column-major scoresᵀ = (k-view)ᵀ · q-view
-    batched(CUBLAS_OP_T, CUBLAS_OP_N, Tn, Tn, hd, scale, k, ld, sq, q, ld, sq, 0.f, a, Tn, sa, B);
+    head_gemm(CUBLAS_OP_T, CUBLAS_OP_N, Tn, Tn, hd, scale, QKV, size_t(D + h * hd), ld, sq, QKV, size_t(h * hd), ld,
+              sq, 0.f, att + size_t(h) * Tn * Tn, Tn, sa, B);
   }
   const size_t rows = size_t(B) * H * Tn;
   softmax_rows_kernel<<<blocks_for(rows * 32, 256, 1 << 30), 256, 0, c.stream>>>(att, rows, Tn);
   MAE_CUDA_LAUNCHED();
+  const AttnOperand A{att, bf16() ? to_bf16(kBf16B, att, natt) : nullptr};
   for (int h = 0; h < H; ++h) {
-    const float* v = qkv + 2 * D + h * hd;
-    const float* a = att + size_t(h) * Tn * Tn;
     // out_h (Tn × hd, row stride D) = att · v   ⇔ column-major: v-view (hd × Tn) · att-view (Tn × Tn)
-    batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, Tn, Tn, 1.f, v, ld, sq, a, Tn, sa, 0.f, out + h * hd, D, so, B);
+    head_gemm(CUBLAS_OP_N, CUBLAS_OP_N, hd, Tn, Tn, 1.f, QKV, size_t(2 * D + h * hd), ld, sq, A, size_t(h) * Tn * Tn,
+              Tn, sa, 0.f, out + h * hd, D, so, B);
   }
 }
 
@@ -236,30 +259,36 @@ void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const 
   const int hd = D / H, ld = 3 * D;
   const float scale = 1.f / std::sqrt(float(hd));
   const long long sq = (long long)Tn * ld, sa = (long long)H * Tn * Tn, so = (long long)Tn * D;
+  const size_t natt = size_t(B) * H * Tn * Tn;
+  const bool h16 = bf16();
+  // bf16 copies (scratch slots A: qkv, B: att then ds, C: dout), taken before anything overwrites their source
+  const AttnOperand QKV{qkv, h16 ? to_bf16(kBf16A, qkv, size_t(B) * Tn * ld) : nullptr};
+  const AttnOperand GO{dout, h16 ? to_bf16(kBf16C, dout, size_t(B) * Tn * D) : nullptr};
+  const AttnOperand A{att, h16 ? to_bf16(kBf16B, att, natt) : nullptr};
   for (int h = 0; h < H; ++h) {
-    const float* v = qkv + 2 * D + h * hd;
-    const float* a = att + size_t(h) * Tn * Tn;
-    const float* go = dout + h * hd;
     float* ds = scratch + size_t(h) * Tn * Tn;
     float* dv = dqkv + 2 * D + h * hd;
     // datt (Tn × Tn) = dout_h · vᵀ   ⇔ column-major: (v-view)ᵀ · dout-view
-    batched(CUBLAS_OP_T, CUBLAS_OP_N, Tn, Tn, hd, 1.f, v, ld, sq, go, D, so, 0.f, ds, Tn, sa, B);
+    head_gemm(CUBLAS_OP_T, CUBLAS_OP_N, Tn, Tn, hd, 1.f, QKV, size_t(2 * D + h * hd), ld, sq, GO, size_t(h * hd), D,
+              so, 0.f, ds, Tn, sa, B);
     // dv (Tn × hd) += attᵀ · dout_h   ⇔ column-major: dout-view · (att-view)ᵀ
-    batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, Tn, Tn, 1.f, go, D, so, a, Tn, sa, 1.f, dv, ld, sq, B);
+    head_gemm(CUBLAS_OP_N, CUBLAS_OP_T, hd, Tn, Tn, 1.f, GO, size_t(h * hd), D, so, A, size_t(h) * Tn * Tn, Tn, sa,
+              1.f, dv, ld, sq, B);
   }
   const size_t rows = size_t(B) * H * Tn;
   softmax_backward_rows_kernel<<<blocks_for(rows * 32, 256, 1 << 30), 256, 0, c.stream>>>(scratch, att, rows, Tn);
   MAE_CUDA_LAUNCHED();
+  // ds in bf16 reuses slot B: the att copy's last reader (the dv products above) is earlier on the stream
+  const AttnOperand DS{scratch, h16 ? to_bf16(kBf16B, scratch, natt) : nullptr};
   for (int h = 0; h < H; ++h) {
-    const float* q = qkv + h * hd;
-    const float* k = q + D;
-    const float* ds = scratch + size_t(h) * Tn * Tn;
     float* dq = dqkv + h * hd;
     float* dk = dq + D;
     // dq (Tn × hd) += scale · ds · k   ⇔ column-major: k-view · ds-view
-    batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, Tn, Tn, scale, k, ld, sq, ds, Tn, sa, 1.f, dq, ld, sq, B);
+    head_gemm(CUBLAS_OP_N, CUBLAS_OP_N, hd, Tn, Tn, scale, QKV, size_t(D + h * hd), ld, sq, DS, size_t(h) * Tn * Tn,
+              Tn, sa, 1.f, dq, ld, sq, B);
     // dk (Tn × hd) += scale · dsᵀ · q   ⇔ column-major: q-view · (ds-view)ᵀ
-    batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, Tn, Tn, scale, q, ld, sq, ds, Tn, sa, 1.f, dk, ld, sq, B);
+    head_gemm(CUBLAS_OP_N, CUBLAS_OP_T, hd, Tn, Tn, scale, QKV, size_t(h * hd), ld, sq, DS, size_t(h) * Tn * Tn, Tn,
+              sa, 1.f, dk, ld, sq, B);
   }
 }
 
