@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/device.h"
 #include "core/error.h"
 #include "eval/features.h"
 #include "io/safetensors.h"
@@ -24,10 +25,12 @@ struct EmbedArgs {
   bool global_pool = false, cls_token = false;
   int batch_size = 64, num_workers = 2, threads = 0;
   double crop_pct = 1.0;
+  std::string device = "cpu", precision = "fp32";
 };
 
 void run_embed(const EmbedArgs& a) {
   set_threads(a.threads);
+  const bool cuda = select_device(a.device, a.precision);
   if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
   if (a.num_workers < 0) fail("--num_workers must be ≥ 0, got ", a.num_workers);
   if (!(a.crop_pct > 0.0 && a.crop_pct <= 1.0)) fail("--crop_pct must be in (0, 1], got ", a.crop_pct);
@@ -53,7 +56,7 @@ void run_embed(const EmbedArgs& a) {
 
   const std::string what = a.global_pool ? "mean of the patch tokens of the latent after the encoder's norm"
                                          : "cls token of the latent after the encoder's norm";
-  auto model = pt.make_model(int(std::min<size_t>(a.batch_size, N)), 0.0);
+  auto model = pt.make_model(int(std::max<size_t>(1, std::min<size_t>(a.batch_size, N))), 0.0, cuda);
   Progress progress;
   const auto t0 = std::chrono::steady_clock::now();
   auto report = [&](size_t done, size_t total) {
@@ -126,6 +129,7 @@ void add_embed(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--num_workers,--num-workers", a->num_workers, "Decoding threads ahead")->capture_default_str();
   c->add_option("--threads", a->threads, "Compute threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
+  add_device_options(c, a->device, a->precision);
   c->callback([a] { run_embed(*a); });
 }
 

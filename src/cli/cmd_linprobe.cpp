@@ -1,5 +1,6 @@
 // mae linprobe: the official main_linprobe.py flags and semantics (frozen encoder, BatchNorm + linear head, LARS).
 #include "cli/common.h"
+#include "cli/device.h"
 #include "eval/linprobe.h"
 
 namespace mae::cli {
@@ -7,6 +8,7 @@ namespace mae::cli {
 void add_linprobe(CLI::App& app) {
   auto a = std::make_shared<LinprobeArgs>();
   auto threads = std::make_shared<int>(0);
+  auto precision = std::make_shared<std::string>("fp32");
   auto* c = app.add_subcommand("linprobe", "Linear probing of a frozen encoder (main_linprobe.py): BN + linear head, "
                                            "LARS, test accuracy every epoch");
   c->add_option("--finetune", a->finetune, "Pretrained encoder checkpoint (.safetensors or .pth)");
@@ -47,12 +49,14 @@ void add_linprobe(CLI::App& app) {
   c->add_option("--threads", *threads, "Compute threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
   c->add_option("--print_every_s", a->print_every_s, "Seconds between progress lines (not on a terminal)")
       ->capture_default_str();
-  c->callback([a, threads, c, gp, cls] {
+  add_device_options(c, a->device, *precision);
+  c->callback([a, threads, precision, c, gp, cls] {
     for (const CLI::Option* o : c->parse_order()) {
       if (o == gp) a->global_pool = true;
       if (o == cls) a->global_pool = false;
     }
     set_threads(*threads);
+    select_device(a->device, *precision);
     run_linprobe(*a);
   });
 }

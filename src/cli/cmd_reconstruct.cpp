@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "cli/common.h"
+#include "cli/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/decode.h"
@@ -26,6 +27,7 @@ struct ReconstructArgs {
   uint64_t seed = 0;
   bool norm_pix = false, no_norm_pix = false;
   std::vector<float> mean, std;
+  std::string device = "cpu", precision = "fp32";
 };
 
 // --mean/--std given by the user replace the checkpoint's (one value, or one per model channel).
@@ -52,6 +54,7 @@ void check_output_path(const std::string& out) {
 
 void run_reconstruct(const ReconstructArgs& a) {
   set_threads(a.threads);
+  const bool cuda = select_device(a.device, a.precision);
   if (a.images.empty() == a.data_path.empty())
     fail("give the pictures either as --image FILE [FILE ...] or as --data_path DIR [--num N] (one of the two)");
   if (!(a.mask_ratio >= 0.0 && a.mask_ratio < 1.0)) fail("--mask_ratio must be in [0, 1), got ", a.mask_ratio);
@@ -113,7 +116,7 @@ void run_reconstruct(const ReconstructArgs& a) {
     ms += (c ? ", " : "") + std::to_string(pt.norm.mean[c]), ss += (c ? ", " : "") + std::to_string(pt.norm.std[c]);
   std::fprintf(stderr, "normalize: mean (%s) std (%s) — %s\n", ms.c_str(), ss.c_str(), pt.norm_source.c_str());
 
-  auto model = pt.make_model(std::min(n, 16), a.mask_ratio);
+  auto model = pt.make_model(std::min(n, 16), a.mask_ratio, cuda);
   const auto rows = reconstruct(*model, crops, pt.norm, noise, norm_pix);
   const int scale = a.scale > 0 ? a.scale : default_scale(cfg.img_size);
   const Image grid = make_grid(rows, scale, a.gap);
@@ -170,6 +173,7 @@ void add_reconstruct(CLI::App& app) {
   c->add_option("--std", a->std, "Override the normalisation std (1 or C values)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   c->add_option("--threads", a->threads, "Threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
+  add_device_options(c, a->device, a->precision);
   c->callback([a] { run_reconstruct(*a); });
 }
 

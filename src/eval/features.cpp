@@ -34,7 +34,7 @@ TransformConfig eval_transform(const ModelConfig& cfg, const Normalization& norm
   return t;
 }
 
-std::vector<float> compute_features(MaeModel<CpuBackend<float>>& model, const Dataset& ds,
+std::vector<float> compute_features(InferenceModel& model, const Dataset& ds,
                                     const TransformConfig& transform, bool global_pool, int num_workers,
                                     const FeatureProgress& progress) {
   const ModelConfig& c = model.config();
@@ -77,10 +77,10 @@ std::vector<float> compute_features(MaeModel<CpuBackend<float>>& model, const Da
 std::vector<float> compute_features(const ModelConfig& cfg, const float* params, const Dataset& ds,
                                     const TransformConfig& transform, bool global_pool, int batch, int num_workers,
                                     const FeatureProgress& progress) {
-  MaeModel<CpuBackend<float>> model(cfg, std::max(1, int(std::min<size_t>(batch, std::max<size_t>(ds.size(), 1)))),
-                                    0.0);
-  std::copy_n(params, model.params().total, model.params_data());
-  return compute_features(model, ds, transform, global_pool, num_workers, progress);
+  auto model =
+      make_inference_model(cfg, std::max(1, int(std::min<size_t>(batch, std::max<size_t>(ds.size(), 1)))), 0.0);
+  model->set_params(params);
+  return compute_features(*model, ds, transform, global_pool, num_workers, progress);
 }
 
 }  // namespace mae

@@ -11,8 +11,7 @@
 
 #include "data/dataset.h"
 #include "data/transforms.h"
-#include "model/mae.h"
-#include "ops/backend.h"
+#include "model/inference_model.h"
 
 namespace mae {
 
@@ -26,7 +25,7 @@ void pool_latent(const float* latent, int n, int L, int D, bool global_pool, flo
 // `model` must keep every patch (built with mask_ratio 0). `transform` should be the eval one (train = false);
 // its size/channels must be the model's. Images are decoded by `num_workers` threads ahead (0: inline).
 // Throws mae::Error naming the file of an image that fails to load.
-std::vector<float> compute_features(MaeModel<CpuBackend<float>>& model, const Dataset& ds,
+std::vector<float> compute_features(InferenceModel& model, const Dataset& ds,
                                     const TransformConfig& transform, bool global_pool, int num_workers = 2,
                                     const FeatureProgress& progress = {});
 

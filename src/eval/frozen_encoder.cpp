@@ -16,8 +16,6 @@
 
 namespace mae {
 
-using Bk = CpuBackend<float>;
-
 void reject_probe_checkpoint(const std::string& path, const std::string& flag) {
   std::string encoder;
   bool probe = false;
@@ -51,15 +49,18 @@ FrozenEncoder::FrozenEncoder(const EncoderSpec& spec, int batch) : batch_(batch)
     fail("no encoder: give --checkpoint (or --model NAME with --random_init)");
   }
   cfg_.validate(have_file ? spec.checkpoint : "--model " + spec.model);
-  model_ = std::make_unique<MaeModel<Bk>>(cfg_, batch, 0.0);
+  model_ = make_inference_model(cfg_, batch, 0.0, spec.cuda);
+  host_params_.assign(model_->params().total, 0.0f);
   if (spec.random_init) {
     // The same initialisation `mae pretrain --seed` starts from (step 0 of pretraining).
     model_->init(Rng::derive(spec.seed, stream::init));
+    model_->get_params(host_params_.data());
     desc_ = "random init (official initialize_weights, seed " + std::to_string(spec.seed) + ") with the config of " +
             (have_file ? spec.checkpoint : "--model " + spec.model);
   } else {
     if (!have_file) fail("--model alone gives no weights: add --checkpoint, or --random_init for a random encoder");
-    fill_params(w, model_->params(), model_->params_data(), /*need_decoder=*/false);
+    fill_params(w, model_->params(), host_params_.data(), /*need_decoder=*/false);
+    model_->set_params(host_params_.data());
     desc_ = spec.checkpoint + " (" + w.format + ", config from " + w.config_source + ")";
   }
   const int L = cfg_.num_patches();
@@ -74,7 +75,7 @@ uint64_t FrozenEncoder::fingerprint() const {
   uint64_t h = 0xcbf29ce484222325ull;
   for (const auto& s : model_->params().specs) {
     if (s.name.rfind("decoder", 0) == 0 || s.name == "mask_token") continue;  // the encoder only
-    const auto* p = reinterpret_cast<const unsigned char*>(model_->params_data() + s.offset);
+    const auto* p = reinterpret_cast<const unsigned char*>(host_params_.data() + s.offset);
     for (size_t i = 0; i < s.numel * sizeof(float); ++i) h = (h ^ p[i]) * 0x100000001b3ull;
   }
   return h;

@@ -14,8 +14,7 @@
 #include "data/transforms.h"
 #include "eval/features.h"
 #include "model/config.h"
-#include "model/mae.h"
-#include "ops/backend.h"
+#include "model/inference_model.h"
 
 namespace mae {
 
@@ -24,6 +23,7 @@ struct EncoderSpec {
   std::string model;         // preset name: overrides the file's config (and is enough for random_init alone)
   bool random_init = false;  // official initialize_weights() from `seed` instead of the file's weights
   uint64_t seed = 0;
+  bool cuda = false;         // run the encoder on the GPU (--device cuda)
 };
 
 class FrozenEncoder {
@@ -44,13 +44,14 @@ class FrozenEncoder {
   // imgs (n, C, S, S) normalised → out (n, D), in runs of batch() images.
   void encode(const float* imgs, int n, bool global_pool, float* out);
   // The model (mask ratio 0, batch() images), for compute_features.
-  MaeModel<CpuBackend<float>>& model() { return *model_; }
+  InferenceModel& model() { return *model_; }
 
  private:
   ModelConfig cfg_;
   int batch_;
   std::string desc_;
-  std::unique_ptr<MaeModel<CpuBackend<float>>> model_;
+  std::unique_ptr<InferenceModel> model_;
+  std::vector<float> host_params_;  // the weights as loaded (fingerprint)
   std::vector<float> noise_;  // (B, L): l / L, increasing along L
   std::vector<float> pad_;    // (B, C, S, S) for a final partial batch
 };

@@ -326,7 +326,7 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
     feature = "raw pixels (normalised image)";
     source = "no model";
   } else {
-    enc = std::make_unique<FrozenEncoder>(EncoderSpec{enc_path, a.model, random_init, init_seed},
+    enc = std::make_unique<FrozenEncoder>(EncoderSpec{enc_path, a.model, random_init, init_seed, a.device == "cuda"},
                                           std::min(a.batch_size, kEncoderBatch));
     const ModelConfig& cfg = enc->config();
     check_encoder_fits_data(cfg, enc_path.empty() ? "--model " + a.model : enc_path, ref_ds);

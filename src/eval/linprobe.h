@@ -38,6 +38,7 @@ struct LinprobeArgs {
   uint64_t seed = 0;
   int num_workers = 2;
   double print_every_s = 5;
+  std::string device = "cpu";  // "cuda": the encoder forward on the GPU (select_device has checked it)
 };
 
 struct LinprobeResult {

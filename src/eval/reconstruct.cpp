@@ -14,7 +14,7 @@ uint8_t to_u8(float x) { return uint8_t(std::clamp(std::lround(double(x) * 255.0
 
 }  // namespace
 
-std::vector<ReconstructPanels> reconstruct(MaeModel<CpuBackend<float>>& model, const std::vector<Image>& crops,
+std::vector<ReconstructPanels> reconstruct(InferenceModel& model, const std::vector<Image>& crops,
                                            const Normalization& norm, const std::vector<float>& noise, bool norm_pix) {
   const ModelConfig& c = model.config();
   const int B = model.batch(), C = c.in_chans, S = c.img_size, p = c.patch_size, g = c.grid(), L = c.num_patches(),

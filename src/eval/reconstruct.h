@@ -5,8 +5,7 @@
 
 #include "data/dataset.h"
 #include "data/image.h"
-#include "model/mae.h"
-#include "ops/backend.h"
+#include "model/inference_model.h"
 
 namespace mae {
 
@@ -23,7 +22,7 @@ struct ReconstructPanels {
 // with that patch's own mean and std from the original image: pred · sqrt(var + 1e-6) + mean, var unbiased (N−1),
 // statistics taken in the normalised input space — exactly inverting the training target.
 // Runs model.batch() images per forward (the last chunk padded). Pixels: clip(round((x·std + mean)·255), 0, 255).
-std::vector<ReconstructPanels> reconstruct(MaeModel<CpuBackend<float>>& model, const std::vector<Image>& crops,
+std::vector<ReconstructPanels> reconstruct(InferenceModel& model, const std::vector<Image>& crops,
                                            const Normalization& norm, const std::vector<float>& noise, bool norm_pix);
 
 // One row per image of four panels (original, masked, reconstruction, reconstruction + visible), each upscaled

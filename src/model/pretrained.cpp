@@ -81,10 +81,10 @@ Pretrained load_pretrained(const std::string& path, const std::string& model_nam
   return p;
 }
 
-std::unique_ptr<MaeModel<CpuBackend<float>>> Pretrained::make_model(int batch, double mask_ratio) const {
-  auto m = std::make_unique<MaeModel<CpuBackend<float>>>(config, batch, mask_ratio);
+std::unique_ptr<InferenceModel> Pretrained::make_model(int batch, double mask_ratio, bool cuda) const {
+  auto m = make_inference_model(config, batch, mask_ratio, cuda);
   MAE_CHECK(m->params().total == params.size());
-  std::copy(params.begin(), params.end(), m->params_data());
+  m->set_params(params.data());
   return m;
 }
 

@@ -7,8 +7,7 @@
 
 #include "data/dataset.h"
 #include "model/config.h"
-#include "model/mae.h"
-#include "ops/backend.h"
+#include "model/inference_model.h"
 
 namespace mae {
 
@@ -20,8 +19,9 @@ struct Pretrained {
   Normalization norm;         // per model channel, in [0, 1] pixel units
   std::string norm_source;    // where norm came from, for the log line
 
-  // A CPU model holding these weights, for `batch` images at `mask_ratio` (0: every patch kept, for features).
-  std::unique_ptr<MaeModel<CpuBackend<float>>> make_model(int batch, double mask_ratio) const;
+  // A model holding these weights, for `batch` images at `mask_ratio` (0: every patch kept, for features), on the
+  // CPU or (cuda) the GPU.
+  std::unique_ptr<InferenceModel> make_model(int batch, double mask_ratio, bool cuda = false) const;
 };
 
 // need_decoder: reconstruct needs one; an encoder-only file (mae_pretrain_vit_*.pth, or decoder* dropped) is then an
