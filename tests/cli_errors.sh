@@ -84,6 +84,7 @@ expect_error cuda-graph-cpu "--cuda_graph needs --device cuda" -- "$MAE" pretrai
 expect_error embed-bf16-cpu "--precision bf16 needs --device cuda" -- "$MAE" embed --precision bf16 --checkpoint x \
   --output "$tmp/e.safetensors"
 expect_error knn-device "--device must be cpu or cuda, got 'gpu'" -- "$MAE" knn --device gpu --checkpoint x
+expect_error finetune-bf16-cpu "--precision bf16 needs --device cuda" -- "$MAE" finetune --precision bf16 --epochs 1
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -14,7 +14,9 @@
 
 #include "gradcheck.h"
 #include "io/safetensors.h"
+#include "model/inference_model.h"
 #include "model/mae.h"
+#include "model/vit.h"
 #include "model/weights.h"
 #include "ops/backend.h"
 #include "ops/cuda/backend_cuda.h"
@@ -551,6 +553,69 @@ TEST_F(Cuda, ModelGraphStepMatchesEager) {
       Bk::download(gg.data(), graph.grads_data(), gg.size());
       EXPECT_EQ(ge, gg);
     }
+  }
+}
+
+// The ViT classifier (fine-tuning) on CUDA against the CPU: logits, loss and every gradient, with drop path on
+// (explicit per-sample scales, one sample dropped in some blocks).
+TEST_F(Cuda, ClassifierModelMatchesCpu) {
+  ModelConfig cfg;
+  cfg.img_size = 16, cfg.patch_size = 4, cfg.in_chans = 3, cfg.embed_dim = 48, cfg.depth = 3, cfg.num_heads = 4;
+  for (bool gp : {true, false}) {
+    SCOPED_TRACE(gp ? "global pool" : "cls token");
+    ClassifierConfig cc;
+    cc.nb_classes = 7, cc.global_pool = gp, cc.drop_path = 0.2;
+    const int B = 5;
+    VitClassifier<CpuBackend<float>> c(cfg, cc, B);
+    VitClassifier<CudaBackend<float>> g(cfg, cc, B);
+    c.init(11), g.init(11);
+    c.init_head(12, 0.02), g.init_head(12, 0.02);
+    c.set_training(true), g.set_training(true);
+    F scales(size_t(cfg.depth) * 2 * B, 1.25f);
+    scales[3] = scales[2 * B + 1] = 0.f;
+    c.blocks().set_drop_scales(scales.data(), B), g.blocks().set_drop_scales(scales.data(), B);
+    const F imgs = rnd(size_t(B) * 3 * 16 * 16, 1);
+    F targets(size_t(B) * cc.nb_classes, 0.f);
+    for (int b = 0; b < B; ++b) targets[size_t(b) * cc.nb_classes + b % cc.nb_classes] = 1.f;
+    DF d_imgs(imgs), d_targets(targets);
+    const float* lc = c.forward(imgs.data(), B);
+    const F want_logits(lc, lc + size_t(B) * cc.nb_classes);
+    g.forward(d_imgs.p, B);
+    F got_logits(want_logits.size());
+    CudaMemory::download(got_logits.data(), g.logits(), got_logits.size());
+    EXPECT_REL(got_logits, want_logits, kTol);
+    const float lcpu = c.loss(targets.data(), B), lgpu = g.loss(d_targets.p, B);
+    EXPECT_LE(std::abs(lcpu - lgpu), 1e-5 * std::abs(lcpu));
+    c.zero_grad(), g.zero_grad();
+    c.backward(0.5f, B), g.backward(0.5f, B);
+    const size_t np = c.params().total;
+    F gg(np);
+    CudaMemory::download(gg.data(), g.grads_data(), np);
+    EXPECT_REL(gg, F(c.grads_data(), c.grads_data() + np), 1e-4);
+  }
+}
+
+// The evaluation commands' model (InferenceModel) on CUDA gives the CPU's latent, predictions and mask.
+TEST_F(Cuda, InferenceModelMatchesCpu) {
+  ModelConfig cfg;
+  cfg.img_size = 16, cfg.patch_size = 4, cfg.in_chans = 3, cfg.embed_dim = 32, cfg.depth = 2, cfg.num_heads = 4;
+  cfg.decoder_embed_dim = 16, cfg.decoder_depth = 1, cfg.decoder_num_heads = 2, cfg.norm_pix_loss = true;
+  const int B = 3, L = cfg.num_patches();
+  for (double ratio : {0.0, 0.75}) {
+    auto c = make_inference_model(cfg, B, ratio, false), g = make_inference_model(cfg, B, ratio, true);
+    c->init(5), g->init(5);
+    const F imgs = rnd(size_t(B) * 3 * 16 * 16, 2), noise = uni(size_t(B) * L, 3, 0.f, 1.f);
+    const size_t nl = size_t(B) * (1 + c->len_keep()) * cfg.embed_dim;
+    const float* lc = c->forward_encoder(imgs.data(), noise.data());
+    const F want(lc, lc + nl);
+    const float* lg = g->forward_encoder(imgs.data(), noise.data());
+    EXPECT_REL(F(lg, lg + nl), want, 1e-5);
+    if (ratio == 0.0) continue;  // nothing masked: the loss is 0/0
+    const float loss_c = c->forward(imgs.data(), noise.data()), loss_g = g->forward(imgs.data(), noise.data());
+    EXPECT_LE(std::abs(loss_c - loss_g), 1e-5 * std::abs(loss_c));
+    const size_t np = size_t(B) * (1 + L) * cfg.patch_dim();
+    EXPECT_REL(F(g->pred(), g->pred() + np), F(c->pred(), c->pred() + np), 1e-5);
+    EXPECT_EQ(F(g->mask(), g->mask() + size_t(B) * L), F(c->mask(), c->mask() + size_t(B) * L));
   }
 }
 

@@ -9,7 +9,8 @@
 #   6. ONE table: img/s, ratio to torch eager / compile, MFU vs a measured bf16 8192³ GEMM, peak memory
 #   7. if time is left: GPU time per op (mae bench --profile) of the bf16 step
 #   8. if time is left: bf16 vs fp32 loss over a few hundred pretraining steps of a tiny model (synthetic IDX data)
-#   9. if time is left: compute-sanitizer memcheck and racecheck of the kernel tests
+#   9. if time is left: knn (cuda and cpu), reconstruct and a 2-epoch bf16 fine-tune on the GPU from that checkpoint
+#  10. if time is left: compute-sanitizer memcheck and racecheck of the kernel tests
 # Everything (log, JSON, table) goes to $OUT (default ./gpu_out). Each stage has its own timeout; the whole
 # script is meant to finish within ~8 minutes and never stops at the first failure (the summary says what failed).
 set -uo pipefail
@@ -182,6 +183,26 @@ for ra, rb in list(zip(a, b))[::5] + list(zip(a, b))[-1:]:
 PYEOF
 else
   echo "skipped: not enough time left"
+fi
+
+stage "the other commands on the GPU (smoke: they run and agree with the CPU on the same checkpoint)"
+ck="$OUT/loss_fp32/checkpoint-last.safetensors"
+if [ -f "$ck" ] && [ "$(left)" -gt 45 ]; then
+  data="$OUT/tiny_idx"
+  for dev in cuda cpu; do
+    run "knn_$dev" 30 "$MAE" knn --device "$dev" --checkpoint "$ck" --data_path "$data" --batch_size 128 \
+      > "$OUT/knn_$dev.log" 2>&1
+    grep -iE "accuracy|top-1|acc" "$OUT/knn_$dev.log" | tail -1
+  done
+  run reconstruct_cuda 30 "$MAE" reconstruct --device cuda --checkpoint "$ck" --data_path "$data" \
+    --output "$OUT/reconstruct_cuda.png" > "$OUT/reconstruct_cuda.log" 2>&1
+  tail -1 "$OUT/reconstruct_cuda.log"
+  run finetune_cuda 60 "$MAE" finetune --device cuda --precision bf16 --finetune "$ck" --data_path "$data" \
+    --epochs 2 --batch_size 64 --blr 1e-3 --output_dir "$OUT/finetune_cuda" --print_every_s 30 \
+    > "$OUT/finetune_cuda.log" 2>&1
+  grep -E "^epoch [0-9]+:" "$OUT/finetune_cuda.log" | tail -2
+else
+  echo "skipped (no pretraining checkpoint from the loss stage, or no time left)"
 fi
 
 stage "compute-sanitizer memcheck / racecheck of the kernel tests (if time is left)"

@@ -1,5 +1,6 @@
 // mae finetune: the official main_finetune.py flags and semantics.
 #include "cli/common.h"
+#include "cli/device.h"
 #include "train/finetune.h"
 
 namespace mae::cli {
@@ -65,8 +66,11 @@ void add_finetune(CLI::App& app) {
   c->add_option("--threads", *threads, "Compute threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
   c->add_option("--print_every_s", a->print_every_s, "Seconds between progress lines (not on a terminal)")
       ->capture_default_str();
-  c->callback([a, threads] {
+  auto precision = std::make_shared<std::string>("fp32");
+  add_device_options(c, a->device, *precision);
+  c->callback([a, threads, precision] {
     set_threads(*threads);
+    select_device(a->device, *precision);
     if (a->aa == "none" || a->aa == "None") a->aa.clear();
     run_finetune(*a);
   });

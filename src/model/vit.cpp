@@ -9,6 +9,7 @@
 
 namespace mae {
 
+#ifndef MAE_MODEL_TEMPLATES_ONLY  // model_cuda.cpp includes this file for the templates only
 ParamList make_vit_params(const ModelConfig& c, const ClassifierConfig& cc) {
   const int64_t D = c.embed_dim, p = c.patch_size, C = c.in_chans, L = c.num_patches();
   const int top = c.depth + 1;
@@ -46,6 +47,7 @@ std::vector<double> layer_lr_scales(int depth, double layer_decay) {
   for (int i = 0; i <= num_layers; ++i) s[size_t(i)] = std::pow(layer_decay, num_layers - i);
   return s;
 }
+#endif
 
 template <class Bk>
 VitClassifier<Bk>::VitClassifier(const ModelConfig& cfg, const ClassifierConfig& cc, int batch)
@@ -220,9 +222,11 @@ template <class Bk> double VitClassifier<Bk>::forward_flops(int B) const {
   return 2.0 * B * L_ * Cpp * D_ + blocks_.forward_flops(B) + 2.0 * B * D_ * NC_;
 }
 
+#ifndef MAE_MODEL_TEMPLATES_ONLY  // set by ops/cuda/model_cuda.cpp, which instantiates the CUDA model
 template class VitClassifier<CpuBackend<float>>;
 template class VitClassifier<CpuBackend<double>>;
 template class VitClassifier<RefBackend<float>>;
 template class VitClassifier<RefBackend<double>>;
+#endif
 
 }  // namespace mae

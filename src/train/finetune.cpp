@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -21,6 +22,9 @@
 #include "model/vit.h"
 #include "model/vit_weights.h"
 #include "ops/backend.h"
+#ifdef MAE_CUDA
+#include "ops/cuda/backend_cuda.h"
+#endif
 #include "train/curve.h"
 #include "train/progress.h"
 #include "train/schedule.h"
@@ -29,9 +33,50 @@
 namespace mae {
 
 namespace fs = std::filesystem;
-using Bk = CpuBackend<float>;
 
 namespace {
+
+template <class Bk> constexpr bool kHostBk = std::is_base_of_v<HostMemory, Bk>;
+
+// A host array handed to the model: the pointer itself on the CPU, an upload into a grow-only buffer of the
+// backend's memory on a device (images, targets). The buffer stays valid until the next put.
+template <class Bk> class Staged {
+ public:
+  Staged() = default;
+  Staged(const Staged&) = delete;
+  Staged& operator=(const Staged&) = delete;
+  ~Staged() {
+    if constexpr (!kHostBk<Bk>) Bk::release(d_);
+  }
+  const float* put(const float* host, size_t n) {
+    if constexpr (kHostBk<Bk>) {
+      return host;
+    } else {
+      if (n > cap_) {
+        Bk::release(d_);
+        d_ = Bk::template alloc<float>(n);
+        cap_ = n;
+      }
+      Bk::upload(d_, host, n);
+      return d_;
+    }
+  }
+
+ private:
+  float* d_ = nullptr;
+  size_t cap_ = 0;
+};
+
+// The backend's array as a host pointer: itself on the CPU, a download into `mirror` on a device.
+template <class Bk> const float* on_host(const float* p, size_t n, std::vector<float>& mirror) {
+  if constexpr (kHostBk<Bk>) {
+    return p;
+  } else {
+    mirror.resize(n);
+    Bk::download(mirror.data(), p, n);
+    return mirror.data();
+  }
+}
 
 nlohmann::json args_json(const FinetuneArgs& a) {
   return {{"finetune", a.finetune},   {"model", a.model},          {"input_size", a.input_size},
@@ -107,7 +152,10 @@ struct EvalStats {
 
 // engine_finetune.evaluate: cross-entropy (no smoothing) and top-1/top-5 accuracy on the eval split. As the
 // official MetricLogger, the loss is averaged over batches and the accuracies over images.
+template <class Bk>
 EvalStats evaluate(VitClassifier<Bk>& m, Loader& loader, int NC, std::vector<float>& targets) {
+  Staged<Bk> imgs, tgts;
+  std::vector<float> logits_host;
   m.set_training(false);
   loader.start_epoch(0);
   EvalStats s;
@@ -116,9 +164,10 @@ EvalStats evaluate(VitClassifier<Bk>& m, Loader& loader, int NC, std::vector<flo
   const int k5 = std::min(5, NC);
   while (const Batch* b = loader.next()) {
     if (b->size == 0) continue;
-    const float* logits = m.forward(b->images.data(), b->size);
+    const float* logits = on_host<Bk>(m.forward(imgs.put(b->images.data(), b->images.size()), b->size),
+                                      size_t(b->size) * NC, logits_host);
     mixup_targets(targets.data(), b->labels.data(), b->size, NC, 1.0, 0.0);  // one-hot: nn.CrossEntropyLoss
-    loss_sum += m.loss(targets.data(), b->size);
+    loss_sum += m.loss(tgts.put(targets.data(), size_t(b->size) * NC), b->size);
     ++batches;
     for (int i = 0; i < b->size; ++i) {
       const float* l = logits + size_t(i) * NC;
@@ -164,20 +213,24 @@ struct FtState {
   double max_accuracy = 0;
 };
 
-void save_checkpoint(const std::string& path, const VitClassifier<Bk>& m, const std::vector<float>* mom,
-                     const std::vector<float>* var, const FtState& st, const nlohmann::json& args) {
+// params, mom, var: host arrays laid out as m.params() (mom/var nullptr: weights only).
+template <class Bk>
+void save_checkpoint(const std::string& path, const VitClassifier<Bk>& m, const float* params, const float* mom,
+                     const float* var, const FtState& st, const nlohmann::json& args) {
   std::vector<NamedBuffer> extra;
   if (mom)
     for (const auto& s : m.params().specs) {
-      extra.push_back({"optim.m." + s.name, s.shape, mom->data() + s.offset});
-      extra.push_back({"optim.v." + s.name, s.shape, var->data() + s.offset});
+      extra.push_back({"optim.m." + s.name, s.shape, mom + s.offset});
+      extra.push_back({"optim.v." + s.name, s.shape, var + s.offset});
     }
   nlohmann::json state = {{"epoch", st.epoch}, {"step", st.step}, {"max_accuracy", st.max_accuracy}};
-  save_classifier(path, m.config(), m.classifier(), m.params(), m.params_data(), extra,
+  save_classifier(path, m.config(), m.classifier(), m.params(), params, extra,
                   {{"finetune_state", state.dump()}, {"args", args.dump()}});
 }
 
-FtState load_checkpoint(const std::string& path, VitClassifier<Bk>& m, std::vector<float>& mom,
+// Reads the weights into `params`, the moments into mom/var: host arrays laid out as m.params().
+template <class Bk>
+FtState load_checkpoint(const std::string& path, const VitClassifier<Bk>& m, float* params, std::vector<float>& mom,
                         std::vector<float>& var) {
   io::SafeTensorsReader f(path);
   ModelConfig cfg;
@@ -209,7 +262,7 @@ FtState load_checkpoint(const std::string& path, VitClassifier<Bk>& m, std::vect
     fail(path, ": has no optimizer state (checkpoint-best holds weights only): resume from checkpoint-last, or start "
                "a new run from it with --finetune");
   for (const auto& s : m.params().specs) {
-    f.read_f32(s.name, m.params_data() + s.offset, s.shape);
+    f.read_f32(s.name, params + s.offset, s.shape);
     f.read_f32("optim.m." + s.name, mom.data() + s.offset, s.shape);
     f.read_f32("optim.v." + s.name, var.data() + s.offset, s.shape);
   }
@@ -223,8 +276,8 @@ FtState load_checkpoint(const std::string& path, VitClassifier<Bk>& m, std::vect
 // are those of a single process), prints, and writes logs and checkpoints. Mixup/cutmix draw one (lam, box) per
 // global batch (keyed by (seed, epoch, batch)) but pair samples within each rank's slice, as timm does per process;
 // drop path is keyed by the dataset index of each sample, so it does not depend on the rank count.
-FinetuneResult run_finetune(const FinetuneArgs& a) {
-  validate(a);
+template <class Bk> FinetuneResult run_finetune_on(const FinetuneArgs& a) {
+  constexpr bool kHost = kHostBk<Bk>;
   const int world = dist::world();
   const bool root = dist::is_root();
   FinetuneResult result;
@@ -289,14 +342,23 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   const ParamList& pl = model.params();
   const uint64_t init_key = Rng::derive(a.seed, stream::init);
   model.init(init_key);
+  // The weights as a host array (loading, checkpoints, broadcasts): the model's own buffer on the CPU, a mirror
+  // downloaded from / uploaded to the device otherwise.
+  std::vector<float> hp_mirror;
+  auto params_host = [&]() { return const_cast<float*>(on_host<Bk>(model.params_data(), pl.total, hp_mirror)); };
+  auto params_from_host = [&](const float* src) {
+    if constexpr (!kHost) Bk::upload(model.params_data(), src, pl.total);
+  };
   if (eval_file) {
     std::vector<float> host(pl.total, 0.0f);
-    std::copy(model.params_data(), model.params_data() + pl.total, host.begin());
+    Bk::download(host.data(), model.params_data(), pl.total);
     const FinetuneInit r = load_finetune_weights(eval_file->w, cfg, pl, host.data());
     for (const auto& n : r.missing) fail(source, ": missing tensor '", n, "' of the classifier");
-    std::copy(host.begin(), host.end(), model.params_data());
+    Bk::upload(model.params_data(), host.data(), pl.total);
   } else if (!a.finetune.empty()) {
-    const FinetuneInit r = load_finetune_weights(ft, cfg, pl, model.params_data());
+    float* hp = params_host();
+    const FinetuneInit r = load_finetune_weights(ft, cfg, pl, hp);
+    params_from_host(hp);
     // trunc_normal_(model.head.weight, std=2e-5)
     model.init_head(Rng::derive(init_key, 1), 2e-5);
     std::string miss, ign;
@@ -374,7 +436,15 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   const int eff_batch = a.batch_size * a.accum_iter * world;  // main_finetune.py: × misc.get_world_size()
   const double lr = a.lr > 0 ? a.lr : a.blr * eff_batch / 256.0;
   const std::vector<double> scales = layer_lr_scales(cfg.depth, a.layer_decay);
-  std::vector<float> mom(pl.total, 0.0f), var(pl.total, 0.0f);
+  std::vector<float> mom(pl.total, 0.0f), var(pl.total, 0.0f);  // AdamW moments (host: the optimizer's own)
+  float* dmom = kHost ? mom.data() : Bk::template alloc<float>(pl.total);  // ... in the backend's memory
+  float* dvar = kHost ? var.data() : Bk::template alloc<float>(pl.total);
+  struct Release {
+    float *m, *v;
+    ~Release() {
+      if constexpr (!kHost) Bk::release(m), Bk::release(v);
+    }
+  } release_moments{dmom, dvar};
   FtState st;
   std::string resume = a.resume;
   if (root) {  // rank 0 reads the checkpoint; the others get its contents by broadcast below
@@ -385,7 +455,7 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
         std::fprintf(stderr, "resume auto: no checkpoint in %s, starting fresh\n", a.output_dir.c_str());
     }
     if (!resume.empty()) {
-      st = load_checkpoint(resume, model, mom, var);
+      st = load_checkpoint(resume, model, params_host(), mom, var);
       std::fprintf(stderr, "resumed %s: epoch %d, step %ld, max accuracy %.2f%%\n", resume.c_str(), st.epoch, st.step,
                    st.max_accuracy);
     }
@@ -393,9 +463,18 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   // Every rank starts from rank 0's weights and optimizer state. (The position is whole epochs: any rank count
   // can resume.)
   dist::broadcast_value(st);
-  dist::broadcast(model.params_data(), pl.total * sizeof(float));
+  {
+    // rank 0's host copy (loaded above, or the device's weights) to every rank, then to the device
+    float* hp = (!kHost && !resume.empty() && root) ? hp_mirror.data() : params_host();
+    dist::broadcast(hp, pl.total * sizeof(float));
+    params_from_host(hp);
+  }
   dist::broadcast(mom.data(), pl.total * sizeof(float));
   dist::broadcast(var.data(), pl.total * sizeof(float));
+  if constexpr (!kHost) {
+    Bk::upload(dmom, mom.data(), pl.total);
+    Bk::upload(dvar, var.data(), pl.total);
+  }
 
   const std::string ck_last = (fs::path(a.output_dir) / "checkpoint-last.safetensors").string();
   const std::string ck_best = (fs::path(a.output_dir) / "checkpoint-best.safetensors").string();
@@ -434,6 +513,8 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   }
   const int C = cfg.in_chans, S = cfg.img_size;
   std::vector<float> mixed(mix.active() ? size_t(a.batch_size) * C * S * S : 0);
+  Staged<Bk> img_stage, tgt_stage;
+  std::vector<float> hg_mirror;  // device backends with several ranks: the gradients on their way to the all-reduce
   const float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // torch.optim.AdamW(param_groups, lr) defaults
   Progress progress(a.print_every_s);
   double max_acc = st.max_accuracy;
@@ -469,8 +550,8 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
       }
       if (model.blocks().drop_path_active())
         model.blocks().draw_drop_path(drop_key, uint64_t(epoch), b->indices.data(), B);
-      model.forward(images, B);
-      double loss_d = model.loss(targets.data(), B);
+      model.forward(img_stage.put(images, size_t(B) * C * S * S), B);
+      double loss_d = model.loss(tgt_stage.put(targets.data(), size_t(B) * cc.nb_classes), B);
       dist::allreduce_sum(&loss_d, 1);  // the global batch's loss: the mean of the ranks' equal-sized slices
       const float loss = float(loss_d / world);
       if (!std::isfinite(loss)) {
@@ -480,11 +561,19 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
       }
       model.backward(1.0f / float(a.accum_iter), B);  // loss /= accum_iter
       if ((i + 1) % a.accum_iter == 0) {
-        dist::allreduce_mean(model.grads_data(), pl.total);  // one blocking all-reduce of the flat gradient buffer
+        // one blocking all-reduce of the flat gradient buffer (through host memory from a device)
+        if constexpr (kHost) {
+          dist::allreduce_mean(model.grads_data(), pl.total);
+        } else if (world > 1) {
+          hg_mirror.resize(pl.total);
+          Bk::download(hg_mirror.data(), model.grads_data(), pl.total);
+          dist::allreduce_mean(hg_mirror.data(), pl.total);
+          Bk::upload(model.grads_data(), hg_mirror.data(), pl.total);
+        }
         ++st.step;
         // AdamW over the lr-decay groups: lr · lr_scale[layer_id], weight decay only where the group has it
         for (const auto& s : pl.specs)
-          Bk::adamw_update(model.params_data() + s.offset, mom.data() + s.offset, var.data() + s.offset,
+          Bk::adamw_update(model.params_data() + s.offset, dmom + s.offset, dvar + s.offset,
                            model.grads_data() + s.offset, s.numel, float(cur_lr * scales[size_t(s.layer_id)]), beta1,
                            beta2, eps, s.decay ? float(a.weight_decay) : 0.0f, st.step);
         model.zero_grad();
@@ -509,8 +598,9 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
     max_acc = std::max(max_acc, ev.acc1);
     std::fprintf(stderr, "Max accuracy: %.2f%%\n", max_acc);
     st.max_accuracy = max_acc;
-    save_checkpoint(ck_last, model, &mom, &var, st, args);
-    if (best) save_checkpoint(ck_best, model, nullptr, nullptr, st, args);
+    const float* hp = params_host();
+    save_checkpoint(ck_last, model, hp, on_host<Bk>(dmom, pl.total, mom), on_host<Bk>(dvar, pl.total, var), st, args);
+    if (best) save_checkpoint(ck_best, model, hp, nullptr, nullptr, st, args);
     // log_stats = {**{f'train_{k}'}, **{f'test_{k}'}, 'epoch': epoch, 'n_parameters': n_parameters}
     nlohmann::json row = {{"train_lr", train_lr}, {"train_loss", train_loss}, {"test_loss", ev.loss},
                           {"test_acc1", ev.acc1}, {"test_acc5", ev.acc5},     {"epoch", epoch},
@@ -531,6 +621,18 @@ FinetuneResult run_finetune(const FinetuneArgs& a) {
   std::fprintf(stderr, "done in %s: max accuracy %.2f%%; checkpoints %s, %s; log %s\n",
                format_duration(total).c_str(), max_acc, ck_last.c_str(), ck_best.c_str(), log_txt.c_str());
   return result;
+}
+
+FinetuneResult run_finetune(const FinetuneArgs& a) {
+  validate(a);
+  if (a.device == "cuda") {
+#ifdef MAE_CUDA
+    return run_finetune_on<CudaBackend<float>>(a);
+#else
+    fail("--device cuda: this mae was built without CUDA");
+#endif
+  }
+  return run_finetune_on<CpuBackend<float>>(a);
 }
 
 }  // namespace mae

@@ -44,6 +44,7 @@ struct FinetuneArgs {
   int stop_epoch = 0;   // stop once this many epochs are done (the schedule still spans --epochs); 0 = all
   uint64_t seed = 0;
   double print_every_s = 5;
+  std::string device = "cpu";  // "cuda": the classifier on the GPU (select_device has checked it)
 };
 
 struct FinetuneResult {

@@ -1,12 +1,15 @@
-// The model on the CUDA backend: explicit instantiations of BlockStack and MaeModel for CudaBackend<float>.
+// The models on the CUDA backend: explicit instantiations of BlockStack, MaeModel and VitClassifier for
+// CudaBackend<float>.
 // Compiled only with MAE_CUDA (CMake adds src/ops/cuda/*.cpp to maecore then). Plain C++: the kernels are behind
 // ops_cuda.h.
 #define MAE_MODEL_TEMPLATES_ONLY  // the included .cpp files skip their own (CPU) instantiations
 #include "model/vit_blocks.cpp"
 #include "model/mae.cpp"
+#include "model/vit.cpp"
 #include "ops/cuda/backend_cuda.h"
 
 namespace mae {
 template class BlockStack<CudaBackend<float>>;
 template class MaeModel<CudaBackend<float>>;
+template class VitClassifier<CudaBackend<float>>;
 }  // namespace mae
