@@ -229,11 +229,11 @@ template <class Bk> void MaeModel<Bk>::forward_backward_graph(const T* imgs, con
       try {
         forward_device(imgs);
         backward(dloss);
+        graph_ = Bk::graph_end();
       } catch (...) {
         Bk::graph_abort();
         throw;
       }
-      graph_ = Bk::graph_end();
       graph_imgs_ = imgs, graph_dloss_ = dloss;
     };
     if (!graph_) capture();

@@ -45,6 +45,7 @@ template <class Bk> class MaeModel {
   // forward without waiting for the loss: on a device backend it is reduced on the stream and copied back behind an
   // event, so backward and the optimizer step can be enqueued before loss_wait() blocks for it (no host
   // synchronisation inside a training step). Host backends have it at once. forward = forward_nowait + loss_wait.
+  // CUDA has one loss readback slot per process: call loss_wait before another model's forward_nowait.
   void forward_nowait(const T* imgs, const float* noise);
   T loss_wait();
   // forward_nowait + backward(dloss) with, on a device backend, the device work after the masking captured into a

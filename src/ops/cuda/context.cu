@@ -382,12 +382,17 @@ struct Graph {
 void graph_begin() { MAE_CUDA_CHECK(cudaStreamBeginCapture(ctx().stream, cudaStreamCaptureModeThreadLocal)); }
 void* graph_end() {
   cudaGraph_t g = nullptr;
-  MAE_CUDA_CHECK(cudaStreamEndCapture(ctx().stream, &g));
+  const cudaError_t ec = cudaStreamEndCapture(ctx().stream, &g);
+  if (ec != cudaSuccess) {
+    for (int i = 0; i < kDeferredSlots; ++i) deferred(i).captured = false;
+    fail("CUDA graph capture failed: ", cudaGetErrorString(ec));
+  }
   auto* G = new Graph;
   const cudaError_t e = cudaGraphInstantiate(&G->exec, g, 0);
   cudaGraphDestroy(g);
   if (e != cudaSuccess) {
     delete G;
+    for (int i = 0; i < kDeferredSlots; ++i) deferred(i).captured = false;
     fail("CUDA graph instantiation failed: ", cudaGetErrorString(e));
   }
   for (int i = 0; i < kDeferredSlots; ++i)

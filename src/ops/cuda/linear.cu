@@ -198,12 +198,16 @@ void batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, fl
                                              ldc, sC, batch));
 }
 // The same product with bf16 operands on tensor cores, fp32 accumulation and fp32 output (Precision::bf16).
-void batched_bf16(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const __nv_bfloat16* A,
-                  int lda, long long sA, const __nv_bfloat16* B, int ldb, long long sB, float beta, float* C, int ldc,
-                  long long sC, int batch) {
-  MAE_CUBLAS_CHECK(cublasGemmStridedBatchedEx(ctx().blas, ta, tb, m, n, k, &alpha, A, CUDA_R_16BF, lda, sA, B,
-                                              CUDA_R_16BF, ldb, sB, &beta, C, CUDA_R_32F, ldc, sC, batch,
-                                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+// Returns false when cuBLAS refuses the shape/alignment (the caller falls back to the fp32 operands).
+bool batched_bf16(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                  const __nv_bfloat16* A, int lda, long long sA, const __nv_bfloat16* B, int ldb, long long sB,
+                  float beta, float* C, int ldc, long long sC, int batch) {
+  const cublasStatus_t st =
+      cublasGemmStridedBatchedEx(ctx().blas, ta, tb, m, n, k, &alpha, A, CUDA_R_16BF, lda, sA, B, CUDA_R_16BF, ldb,
+                                 sB, &beta, C, CUDA_R_32F, ldc, sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (st == CUBLAS_STATUS_SUCCESS) return true;
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) return false;
+  fail("cublasGemmStridedBatchedEx (", m, "x", n, "x", k, " x", batch, "): ", cublasGetStatusString(st));
 }
 // One strided-batched product per head on either path: fp32 operands (SGEMM) or, under Precision::bf16, their bf16
 // copies at the same element offsets (the copies have the same layout as the fp32 tensors).
@@ -214,10 +218,9 @@ struct AttnOperand {
 void head_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, AttnOperand A, size_t offA,
                int lda, long long sA, AttnOperand B, size_t offB, int ldb, long long sB, float beta, float* C, int ldc,
                long long sC, int batch) {
-  if (A.h)
-    batched_bf16(ta, tb, m, n, k, alpha, A.h + offA, lda, sA, B.h + offB, ldb, sB, beta, C, ldc, sC, batch);
-  else
-    batched(ta, tb, m, n, k, alpha, A.f + offA, lda, sA, B.f + offB, ldb, sB, beta, C, ldc, sC, batch);
+  if (A.h && batched_bf16(ta, tb, m, n, k, alpha, A.h + offA, lda, sA, B.h + offB, ldb, sB, beta, C, ldc, sC, batch))
+    return;
+  batched(ta, tb, m, n, k, alpha, A.f + offA, lda, sA, B.f + offB, ldb, sB, beta, C, ldc, sC, batch);
 }
 }  // namespace
 
