@@ -79,7 +79,6 @@ expect_error unwritable-output "/proc/no/such/dir" -- "$MAE" forward --checkpoin
 expect_error info-truncated "truncated.safetensors" -- "$MAE" info "$tmp/truncated.safetensors"
 expect_error info-past-end "past_end.safetensors" -- "$MAE" info "$tmp/past_end.safetensors"
 expect_error unknown-model "mae_vit_gigantic" -- "$MAE" bench --model mae_vit_gigantic
-expect_error profile-cpu "--profile .*needs --device cuda" -- "$MAE" bench --profile --steps 1
 expect_error cuda-graph-cpu "--cuda_graph needs --device cuda" -- "$MAE" pretrain --cuda_graph --epochs 1
 expect_error embed-bf16-cpu "--precision bf16 needs --device cuda" -- "$MAE" embed --precision bf16 --checkpoint x \
   --output "$tmp/e.safetensors"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "core/error.h"
@@ -160,6 +161,39 @@ TEST(Model, NowaitAndGraphStepEqualPlainStep) {
     EXPECT_EQ(std::vector<float>(a.grads_data(), a.grads_data() + a.params().total),
               std::vector<float>(b.grads_data(), b.grads_data() + b.params().total));
   }
+}
+
+// mae bench --profile on the CPU: with profiling on, every op call of a step is counted under its name (attention
+// once per block each way; the encoder and decoder stacks together); off, nothing is recorded.
+TEST(Model, OpProfileCountsEveryCall) {
+  const ModelConfig c = tiny(true);
+  MaeModel<CpuBackend<float>> m(c, 2, 0.75);
+  randomize(m, 3);
+  const Batch bt = make_batch(c, 2, 4);
+  const std::vector<float> imgs(bt.imgs.begin(), bt.imgs.end());
+  auto step = [&] {
+    m.zero_grad();
+    m.forward(imgs.data(), bt.noise.data());
+    m.backward();
+  };
+  prof::report();
+  step();
+  EXPECT_TRUE(prof::report().empty());
+  prof::set_on(true);
+  step();
+  prof::set_on(false);
+  std::map<std::string, prof::OpTime> by;
+  for (const auto& t : prof::report()) by[t.op] = t;
+  const int blocks = c.depth + c.decoder_depth;
+  EXPECT_EQ(by["attention_forward"].calls, blocks);
+  EXPECT_EQ(by["attention_backward"].calls, blocks);
+  EXPECT_EQ(by["linear_gelu_forward"].calls, blocks);
+  // patch embed, qkv/proj/fc2 per block, decoder_embed, decoder_pred (fc1 is linear_gelu_forward)
+  EXPECT_EQ(by["linear_forward"].calls, 1 + 3 * blocks + 2);
+  // backward: the same linears, fc1 included
+  EXPECT_EQ(by["linear_backward"].calls, 1 + 4 * blocks + 2);
+  EXPECT_EQ(by["masked_mse_forward"].calls, 1);
+  for (const auto& [name, t] : by) EXPECT_GE(t.ms, 0.0) << name;
 }
 
 TEST(Model, BatchSamplesAreIndependent) {

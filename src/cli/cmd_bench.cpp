@@ -125,19 +125,30 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
     blas = "cuBLAS/cuBLASLt on " + cuda::device_name();
   }
 #endif
+  // Time per op over a few more training steps: events around each op on the GPU, wall time on the CPU.
   nlohmann::json prof = nlohmann::json::array();
+  if (a.profile) {
+    const int k = 3;
+    auto add_rows = [&](const auto& rows) {
+      for (const auto& t : rows)
+        prof.push_back({{"op", t.op}, {"ms_per_step", t.ms / k}, {"calls_per_step", double(t.calls) / k}});
+    };
 #ifdef MAE_CUDA
-  if constexpr (std::is_same_v<Bk, CudaBackend<float>>) {
-    if (a.profile) {  // GPU time per op over a few more training steps (events around each op)
-      const int k = 3;
+    if constexpr (std::is_same_v<Bk, CudaBackend<float>>) {
       cuda::set_profiling(true);
       for (int i = 0; i < k; ++i) train_step(a.warmup + a.steps + i);
       cuda::set_profiling(false);
-      for (const auto& t : cuda::profile_report())
-        prof.push_back({{"op", t.op}, {"ms_per_step", t.ms / k}, {"calls_per_step", double(t.calls) / k}});
+      add_rows(cuda::profile_report());
+    }
+#endif
+    if constexpr (std::is_base_of_v<HostMemory, Bk>) {
+      prof::report();  // nothing from before
+      prof::set_on(true);
+      for (int i = 0; i < k; ++i) train_step(a.warmup + a.steps + i);
+      prof::set_on(false);
+      add_rows(prof::report());
     }
   }
-#endif
   const double flops = m.forward_flops();
   nlohmann::json r = {{"impl", "mae"},
                       {"model", name},
@@ -165,9 +176,14 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
     if (a.profile) {
       double total = 0;
       for (const auto& t : prof) total += t["ms_per_step"].get<double>();
-      std::printf("\nGPU time per op (ms per training step; events around each op; sum %.3f ms of a %.3f ms step, the "
-                  "rest is the GPU waiting for the host):\n",
-                  total, train_s * 1e3);
+      if (std::string(Bk::name) == "cpu")
+        std::printf("\nTime per op (ms per training step, wall time around each op; sum %.3f ms of a %.3f ms step, "
+                    "the rest is outside the ops: AdamW bookkeeping, masking):\n",
+                    total, train_s * 1e3);
+      else
+        std::printf("\nGPU time per op (ms per training step; events around each op; sum %.3f ms of a %.3f ms step, "
+                    "the rest is the GPU waiting for the host):\n",
+                    total, train_s * 1e3);
       std::printf("| op | calls/step | ms/step | share |\n|---|---:|---:|---:|\n");
       for (const auto& t : prof)
         std::printf("| %s | %.0f | %.3f | %.1f%% |\n", t["op"].get<std::string>().c_str(),
@@ -182,8 +198,6 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
 
 void run_bench(const BenchArgs& a) {
   set_threads(a.threads);
-  if (a.profile && a.device != "cuda")
-    fail("--profile times GPU ops: it needs --device cuda (for the CPU see bench/cpu_profile.md: perf record)");
   check_cuda_graph(a.cuda_graph, a.device);
   if (a.profile && a.cuda_graph) fail("--profile times ops one by one: it cannot see inside --cuda_graph");
   if (select_device(a.device, a.precision)) {
@@ -210,7 +224,8 @@ void add_bench(CLI::App& app) {
   c->add_option("--steps", a->steps, "Timed steps (median reported)")->capture_default_str();
   c->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON line");
-  c->add_flag("--profile", a->profile, "With --device cuda: GPU time per op over 3 more training steps");
+  c->add_flag("--profile", a->profile,
+              "Time per op over 3 more training steps (GPU: events around each op; CPU: wall time)");
   add_device_options(c, a->device, a->precision);
   add_cuda_graph_option(c, a->cuda_graph);
   c->callback([a] { run_bench(*a); });

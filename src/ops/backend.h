@@ -4,13 +4,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
+#include "ops/op_profile.h"
 #include "ops/ops.h"
 
 namespace mae {
 
 // The op list once (an X-macro: X(ns, op) for every op of op_decls.inc that the model calls), so each backend
-// binds all of them the same way: host backends as plain function pointers, CUDA through a timing wrapper.
+// binds all of them the same way: the reference loops as plain function pointers, the CPU and CUDA backends through
+// wrappers that time each op when profiling is on (mae bench --profile).
 #define MAE_OP_LIST(X, ns) \
   X(ns, linear_forward) \
   X(ns, linear_backward) \
@@ -48,6 +51,11 @@ namespace mae {
   X(ns, linear_gelu_forward)
 #define MAE_OP_POINTER(ns, op) static constexpr auto op = &ns::op<T>;
 #define MAE_BACKEND_OPS(ns) MAE_OP_LIST(MAE_OP_POINTER, ns)
+#define MAE_OP_HOST_TIMED(ns, op)                     \
+  template <class... A> static auto op(A&&... args) { \
+    prof::HostScope scope(#op);                       \
+    return ns::op<T>(std::forward<A>(args)...);       \
+  }
 
 // Host memory: 64-byte aligned, zero-filled.
 struct HostMemory {
@@ -66,7 +74,7 @@ struct HostMemory {
 template <class T_> struct CpuBackend : HostMemory {
   using T = T_;
   static constexpr const char* name = "cpu";
-  MAE_BACKEND_OPS(cpu)
+  MAE_OP_LIST(MAE_OP_HOST_TIMED, cpu)
 };
 
 template <class T_> struct RefBackend : HostMemory {
