@@ -22,6 +22,7 @@
 #include "model/vit.h"
 #include "model/vit_weights.h"
 #include "ops/backend.h"
+#include "ops/staged.h"
 #ifdef MAE_CUDA
 #include "ops/cuda/backend_cuda.h"
 #endif
@@ -35,48 +36,6 @@ namespace mae {
 namespace fs = std::filesystem;
 
 namespace {
-
-template <class Bk> constexpr bool kHostBk = std::is_base_of_v<HostMemory, Bk>;
-
-// A host array handed to the model: the pointer itself on the CPU, an upload into a grow-only buffer of the
-// backend's memory on a device (images, targets). The buffer stays valid until the next put.
-template <class Bk> class Staged {
- public:
-  Staged() = default;
-  Staged(const Staged&) = delete;
-  Staged& operator=(const Staged&) = delete;
-  ~Staged() {
-    if constexpr (!kHostBk<Bk>) Bk::release(d_);
-  }
-  const float* put(const float* host, size_t n) {
-    if constexpr (kHostBk<Bk>) {
-      return host;
-    } else {
-      if (n > cap_) {
-        Bk::release(d_);
-        d_ = Bk::template alloc<float>(n);
-        cap_ = n;
-      }
-      Bk::upload(d_, host, n);
-      return d_;
-    }
-  }
-
- private:
-  float* d_ = nullptr;
-  size_t cap_ = 0;
-};
-
-// The backend's array as a host pointer: itself on the CPU, a download into `mirror` on a device.
-template <class Bk> const float* on_host(const float* p, size_t n, std::vector<float>& mirror) {
-  if constexpr (kHostBk<Bk>) {
-    return p;
-  } else {
-    mirror.resize(n);
-    Bk::download(mirror.data(), p, n);
-    return mirror.data();
-  }
-}
 
 nlohmann::json args_json(const FinetuneArgs& a) {
   return {{"finetune", a.finetune},   {"model", a.model},          {"input_size", a.input_size},
