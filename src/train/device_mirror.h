@@ -103,8 +103,8 @@ template <class Bk> class TrainMirror {
   }
 
   // ‖grads‖₂ computed where the gradients are (host_norm: the loop's own host function), in two halves so a device
-  // backend does not wait: grad_norm_start enqueues the reduction (call it before the optimizer step changes
-  // nothing it reads: it reads the gradients only), grad_norm_wait returns the value.
+  // backend does not wait: grad_norm_start enqueues the reduction of the gradients (call it before zero_grad),
+  // grad_norm_wait returns the value.
   template <class H> void grad_norm_start(H&& host_norm) {
     if constexpr (kHost) {
       gnorm_ = host_norm(model_.grads_data(), np_);
