@@ -76,5 +76,10 @@ expect_error non-finite-loss "loss is (nan|inf|-nan)" -- "$MAE" pretrain "${comm
 [ "$(md5sum "$tmp/full/checkpoint-last.safetensors" | cut -d' ' -f1)" = "$sum_before" ] \
   && ok "failed runs left the existing checkpoint untouched" || bad "checkpoint-last changed by a failed run"
 
+# --- mae bench --profile on the CPU: the per-op table ---
+"$MAE" bench --model mae_vit_fmnist_small --batch_size 8 --steps 1 --warmup 0 --threads 2 --profile >"$tmp/prof" 2>&1 \
+  && grep -q "^| linear_backward | " "$tmp/prof" && ok "bench --profile prints the per-op table" \
+  || bad "bench --profile: $(tail -3 "$tmp/prof")"
+
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]
