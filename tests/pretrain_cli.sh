@@ -4,14 +4,8 @@
 # gives a clear error with nothing already written lost.
 set -uo pipefail
 MAE=$1 SRC=$2
-PY=/usr/bin/python3
-[ -x $PY ] || PY=python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$SRC/tests/lib/common.sh"
 export OMP_NUM_THREADS=2
-fails=0 passes=0
-ok() { echo "ok   $1"; passes=$((passes + 1)); }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
 
 $PY "$SRC/tools/make_tiny_idx.py" "$tmp/data" --n 160 --n_test 40
 common=(--data_path "$tmp/data" --model mae_vit_fmnist_small --batch_size 16 --epochs 3 --warmup_epochs 1

@@ -3,7 +3,8 @@
 # internet). Needs gpu_deps/ (tools/gpu_bundle.sh, made on the Debian build machine and carried along).
 #   1. nvidia-smi
 #   2. configure + build with CUDA (sm_90 only, to save time) against gpu_deps/
-#   3. test_cuda_ops (every CUDA op vs the CPU op, the model vs the PyTorch fixtures) and test_parity
+#   3. test_cuda_ops (every CUDA op vs the CPU op, the model vs the PyTorch fixtures), test_parity, and
+#      tests/cuda_pretrain.sh (exact resume on the GPU, --cuda_graph == eager, bf16 trains, fine-tune runs)
 #   4. mae_vit_base_patch16 pretraining step at batch 128 on our CUDA backend, fp32, bf16 and bf16 with --cuda_graph
 #   5. the same in PyTorch (bench/torch_gpu_bench.py: bf16 autocast, SDPA, fused AdamW; eager and torch.compile)
 #   6. ONE table: img/s, ratio to torch eager / compile, MFU vs a measured bf16 8192³ GEMM, peak memory
@@ -63,6 +64,9 @@ if [ -x build-gpu/tests/test_cuda_ops ]; then
   fi
   run test_parity 120 build-gpu/tests/test_parity > "$OUT/test_parity.log" 2>&1
   tail -3 "$OUT/test_parity.log"
+  # end to end on the GPU: exact resume, --cuda_graph == eager bit for bit, bf16 trains, fine-tune runs
+  run cuda_pretrain 150 bash tests/cuda_pretrain.sh "$PWD/build-gpu/mae" "$PWD" > "$OUT/cuda_pretrain.log" 2>&1
+  grep -E "^(ok|FAIL|skipped)|passed" "$OUT/cuda_pretrain.log"
 else
   FAILED+=("tests(not built)")
 fi

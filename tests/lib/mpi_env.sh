@@ -1,14 +1,8 @@
 # Sourced by tests/mpi_*.sh (after MAE=$1 SRC=$2): skips (77) when mpirun is missing, mae was built without MPI, or
-# mpirun cannot start 2 processes here; sets PY, tmp (removed on exit), ok/bad counters, MPIRUN and mpi2.
-PY=/usr/bin/python3
-[ -x $PY ] || PY=python3
+# mpirun cannot start 2 processes here; sets PY, tmp, ok/bad (lib/common.sh), MPIRUN and mpi2.
+source "$SRC/tests/lib/common.sh"
 command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
 "$MAE" --version 2>&1 | grep -q "mpi: yes" || { echo "skip: mae built without MPI"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-ok() { echo "ok   $1"; passes=$((passes + 1)); }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
 
 # Containers: no CMA for shared-memory copies; root needs the explicit flag; 2 ranks may exceed the cores we have;
 # --bind-to none so a rank's threads are not all pinned to one core.
