@@ -136,6 +136,10 @@ TEST_P(ModelBackends, GradientsMatchFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(NormPixAndRatio, ModelBackends,
                          ::testing::Combine(::testing::Bool(), ::testing::Values(0.75, 0.5, 0.3)));
 
+std::vector<float> grads_of(const MaeModel<CpuBackend<float>>& m) {
+  return std::vector<float>(m.grads_data(), m.grads_data() + m.params().total);
+}
+
 // The training-loop entry points: forward_nowait + loss_wait, and forward_backward_graph (on a host backend a plain
 // step) give exactly forward + backward, whatever dloss.
 TEST(Model, NowaitAndGraphStepEqualPlainStep) {
@@ -153,13 +157,11 @@ TEST(Model, NowaitAndGraphStepEqualPlainStep) {
     b.forward_nowait(imgs.data(), bt.noise.data());
     EXPECT_EQ(b.loss_wait(), la);
     b.backward(dloss);
-    EXPECT_EQ(std::vector<float>(a.grads_data(), a.grads_data() + a.params().total),
-              std::vector<float>(b.grads_data(), b.grads_data() + b.params().total));
+    EXPECT_EQ(grads_of(a), grads_of(b));
     b.zero_grad();
     b.forward_backward_graph(imgs.data(), bt.noise.data(), dloss);
     EXPECT_EQ(b.loss_wait(), la);
-    EXPECT_EQ(std::vector<float>(a.grads_data(), a.grads_data() + a.params().total),
-              std::vector<float>(b.grads_data(), b.grads_data() + b.params().total));
+    EXPECT_EQ(grads_of(a), grads_of(b));
   }
 }
 

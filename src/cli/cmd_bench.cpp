@@ -129,25 +129,18 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
   nlohmann::json prof = nlohmann::json::array();
   if (a.profile) {
     const int k = 3;
-    auto add_rows = [&](const auto& rows) {
-      for (const auto& t : rows)
+    auto profiled = [&](auto set_on, auto report) {  // k steps with the backend's profiler on, its rows out
+      report();                                        // nothing from before
+      set_on(true);
+      for (int i = 0; i < k; ++i) train_step(a.warmup + a.steps + i);
+      set_on(false);
+      for (const auto& t : report())
         prof.push_back({{"op", t.op}, {"ms_per_step", t.ms / k}, {"calls_per_step", double(t.calls) / k}});
     };
 #ifdef MAE_CUDA
-    if constexpr (std::is_same_v<Bk, CudaBackend<float>>) {
-      cuda::set_profiling(true);
-      for (int i = 0; i < k; ++i) train_step(a.warmup + a.steps + i);
-      cuda::set_profiling(false);
-      add_rows(cuda::profile_report());
-    }
+    if constexpr (std::is_same_v<Bk, CudaBackend<float>>) profiled(cuda::set_profiling, cuda::profile_report);
 #endif
-    if constexpr (std::is_base_of_v<HostMemory, Bk>) {
-      prof::report();  // nothing from before
-      prof::set_on(true);
-      for (int i = 0; i < k; ++i) train_step(a.warmup + a.steps + i);
-      prof::set_on(false);
-      add_rows(prof::report());
-    }
+    if constexpr (std::is_base_of_v<HostMemory, Bk>) profiled(prof::set_on, prof::report);
   }
   const double flops = m.forward_flops();
   nlohmann::json r = {{"impl", "mae"},

@@ -1,5 +1,5 @@
 // CPU fused forward ops (op_decls.inc): residual + LayerNorm in one pass over the rows; linear + GELU composed
-// (the GEMM already adds the bias for free, so fusing bias and GELU would save nothing here).
+// (ops/composed.inc).
 #include "ops/cpu/layernorm_row.h"
 #include "ops/ops.h"
 
@@ -31,10 +31,7 @@ void residual_layernorm_forward(T* sum, T* out, T* mean, T* rstd, const T* x, co
   }
 }
 
-template <class T> void linear_gelu_forward(T* pre, T* act, const T* in, const T* W, const T* b, int N, int I, int O) {
-  linear_forward(pre, in, W, b, N, I, O);
-  gelu_forward(act, pre, size_t(N) * O);
-}
+#include "ops/composed.inc"
 
 #define MAE_INSTANTIATE(T)                                                                                       \
   template void residual_layernorm_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, \
