@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mae needs from Debian 12 packages (apt) — and with --test what the tests need too — then builds.
 #   tools/setup.sh          build dependencies + Fashion-MNIST, then builds build/mae
-#   tools/setup.sh --test   also GoogleTest and python3-torch/numpy (the PyTorch parity reference), builds tests
+#   tools/setup.sh --test   also GoogleTest, python3-torch/numpy (the PyTorch parity reference) and python3-protobuf
+#                           (decodes TensorBoard event files), builds tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 test_deps=0
@@ -10,7 +11,7 @@ test_deps=0
 pkgs=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
       libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist
       libopenmpi-dev openmpi-bin)  # MPI: data-parallel training (the build works without it, single-process)
-[ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy)
+[ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy python3-protobuf)
 
 missing=()
 for p in "${pkgs[@]}"; do
