@@ -235,3 +235,15 @@ TEST(TensorBoard, WriteErrorNamesTheFile) {
   signal(SIGXFSZ, old_handler);
   EXPECT_NE(msg.find(w.path()), std::string::npos) << msg;
 }
+
+TEST(TensorBoard, MoveKeepsTheFile) {  // a run utility can hold the writer in a std::optional or a member
+  TempDir d;
+  TensorBoardWriter a(d.p.string());
+  const std::string path = a.path();
+  TensorBoardWriter b = std::move(a);
+  b.add_scalar("moved", 5, 3);
+  b.flush();
+  EXPECT_EQ(b.path(), path);
+  EXPECT_THROW(a.add_scalar("x", 1, 1), mae::Error);  // NOLINT(bugprone-use-after-move): refused, not a crash
+  EXPECT_EQ(read_events(path).at(1).values.at(0).tag, "moved");
+}

@@ -119,10 +119,6 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   }
 }
 
-TensorBoardWriter::~TensorBoardWriter() {
-  if (file_) std::fflush(file_.get());
-}
-
 void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t step) {
   std::string v, summary, event;
   put_bytes(v, 1, tag);                 // Summary.Value.tag = 1
@@ -135,6 +131,7 @@ void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t
 }
 
 void TensorBoardWriter::write_record(const std::string& data) {
+  MAE_CHECK(file_, "TensorBoardWriter used after a move: ", path_);
   std::string r, len;
   put_le(len, data.size(), 8);
   r += len;
@@ -146,6 +143,7 @@ void TensorBoardWriter::write_record(const std::string& data) {
 }
 
 void TensorBoardWriter::flush() {
+  MAE_CHECK(file_, "TensorBoardWriter used after a move: ", path_);
   if (std::fflush(file_.get()) != 0 || std::ferror(file_.get()))
     fail("tensorboard file ", path_, ": write failed: ", std::strerror(errno));
 }

@@ -22,7 +22,8 @@ class TensorBoardWriter {
   // Creates dir if needed and opens a NEW event file in it (never truncates another file); throws mae::Error
   // naming the dir and the reason when it cannot (unwritable dir etc.).
   explicit TensorBoardWriter(const std::string& dir);
-  ~TensorBoardWriter();  // flushes; errors there are lost (a destructor cannot throw): call flush() to see them
+  // Closing flushes too, but its errors are lost (a destructor cannot throw): call flush() to see them.
+  ~TensorBoardWriter() = default;
   TensorBoardWriter(TensorBoardWriter&&) noexcept = default;
   TensorBoardWriter& operator=(TensorBoardWriter&&) noexcept = default;
 
@@ -32,7 +33,7 @@ class TensorBoardWriter {
 
  private:
   struct Close {
-    void operator()(std::FILE* f) const { std::fclose(f); }
+    void operator()(std::FILE* f) const { std::fclose(f); }  // flushes what is buffered
   };
   void write_record(const std::string& data);  // TFRecord framing around one serialized Event
   std::string path_;
