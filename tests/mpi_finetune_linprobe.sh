@@ -35,10 +35,11 @@ ft=(--finetune "$enc" --data_path "$tmp/data" --epochs 2 --warmup_epochs 1 --thr
     --reprob 0 --print_every_s 100)
 "$MAE" finetune "${ft[@]}" --batch_size 8 --output_dir "$tmp/ft1" 2>"$tmp/log1" || bad "finetune 1 process: $(tail -3 "$tmp/log1")"
 mpi2 finetune "${ft[@]}" --batch_size 4 --output_dir "$tmp/ft2" >"$tmp/log2" 2>&1 || bad "finetune 2 ranks: $(tail -5 "$tmp/log2")"
-grep -q "effective batch: 8" "$tmp/log2" && ok "finetune: effective batch = 4 × 2 ranks" || bad "finetune lr line: $(grep 'actual lr' "$tmp/log2")"
+grep -q "effective batch size: 8" "$tmp/log2" && ok "finetune: effective batch = 4 × 2 ranks" || bad "finetune lr line: $(grep 'actual lr' "$tmp/log2")"
 r=$($PY "$tmp/rel.py" "$tmp/ft2/checkpoint-last.safetensors" "$tmp/ft1/checkpoint-last.safetensors")
 within "$r" 1e-6 && ok "finetune: 2 ranks × 4 == 1 × 8 (worst tensor rel diff $r)" || bad "finetune: 2 ranks diverge ($r)"
-[ "$(wc -l <"$tmp/ft2/log.txt")" = 2 ] && [ "$(cut -d, -f3-4 "$tmp/ft1/log.txt")" = "$(cut -d, -f3-4 "$tmp/ft2/log.txt")" ] \
+accs() { $PY -c 'import json, sys; print([(r["test_acc1"], r["test_acc5"]) for r in map(json.loads, open(sys.argv[1]))])' "$1"; }
+[ "$(wc -l <"$tmp/ft2/log.txt")" = 2 ] && [ "$(accs "$tmp/ft1/log.txt")" = "$(accs "$tmp/ft2/log.txt")" ] \
   && ok "finetune: one log line per epoch, same test accuracy" || bad "finetune logs: $(cat "$tmp/ft1/log.txt" "$tmp/ft2/log.txt")"
 "$MAE" finetune "${ft[@]}" --epochs 3 --batch_size 8 --output_dir "$tmp/ft2" --resume auto 2>"$tmp/log3" \
   && grep -q "resumed .*epoch 2" "$tmp/log3" && ok "finetune: 1 process resumes the 2-rank checkpoint" || bad "finetune resume: $(tail -3 "$tmp/log3")"

@@ -18,7 +18,7 @@
 #include "core/error.h"
 #include "eval/frozen_encoder.h"
 #include "eval/knn.h"
-#include "eval/linprobe.h"
+#include "train/linprobe.h"
 #include "io/safetensors.h"
 #include "model/mae.h"
 #include "model/weights.h"

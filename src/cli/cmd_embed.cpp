@@ -13,7 +13,7 @@
 #include "eval/features.h"
 #include "io/safetensors.h"
 #include "model/pretrained.h"
-#include "train/progress.h"
+#include "core/progress.h"
 
 namespace mae::cli {
 namespace {

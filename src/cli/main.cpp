@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "cli/common.h"
+#include "cli/run_options.h"
 #include "core/error.h"
 #include "dist/comm.h"
 
@@ -33,6 +34,8 @@ int run(int argc, char** argv) {
     const int rc = app.exit(e);  // prints the flag's problem (unknown flag, missing value, ...) and exits non-zero
     if (rc != 0 && mae::dist::world() > 1) mae::dist::fatal("bad command line (see above)", rc);
     return rc;
+  } catch (const mae::cli::ExitStatus& e) {
+    return e.code;  // said what it had to say (a preempted run)
   } catch (const mae::Error& e) {
     mae::dist::fatal(e.what());
   } catch (const std::bad_alloc&) {

@@ -12,7 +12,7 @@
 #include "data/loader.h"
 #include "io/safetensors.h"
 #include "model/checkpoint_load.h"
-#include "train/progress.h"
+#include "core/progress.h"
 
 namespace mae {
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 namespace mae::io {
@@ -17,7 +18,21 @@ std::string folder_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
+// The temp file being written, for a signal handler that ends the process mid-write (async-signal-safe to read).
+char g_tmp[4096];
+volatile sig_atomic_t g_tmp_set = 0;
+struct TempMark {
+  explicit TempMark(const std::string& tmp) {
+    if (tmp.size() >= sizeof g_tmp) return;
+    std::memcpy(g_tmp, tmp.c_str(), tmp.size() + 1);
+    g_tmp_set = 1;
+  }
+  ~TempMark() { g_tmp_set = 0; }
+};
+
 }  // namespace
+
+const char* temp_file_in_progress() { return g_tmp_set ? g_tmp : nullptr; }
 
 WriteError::WriteError(int e, const char* what_failed)
     : Error(detail::cat(what_failed, ": ", std::strerror(e))), err(e) {}
@@ -32,6 +47,7 @@ void write_file_atomic(const std::string& path, const std::function<void(FILE*)>
   // Same folder as the target, so that rename() is atomic (same file system); the pid keeps concurrent processes
   // writing the same target from sharing a temp file.
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const TempMark mark(tmp);
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) {
     const int e = errno;

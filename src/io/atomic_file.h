@@ -26,6 +26,10 @@ void write_all(FILE* f, const void* data, size_t n);
 // Exceptions from body other than WriteError are rethrown unchanged after the cleanup.
 void write_file_atomic(const std::string& path, const std::function<void(FILE*)>& body);
 
+// The temp file a write_file_atomic of this process is writing now, or nullptr. Async-signal-safe: a handler that
+// ends the process at once (a second SIGTERM) unlinks it so that no temp file is left behind.
+const char* temp_file_in_progress();
+
 // Convenience: atomically replace `path` with `bytes`.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 

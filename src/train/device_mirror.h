@@ -10,18 +10,25 @@
 
 #include "model/mae.h"
 #include "ops/backend.h"
-#include "train/train_checkpoint.h"
 #ifdef MAE_CUDA
 #include "ops/cuda/ops_cuda.h"
 #endif
 
 namespace mae {
 
-template <class Bk> class TrainMirror {
+struct TrainBuffers {  // host arrays, all laid out by the model's ParamList
+  float* params;
+  float* m;
+  float* v;
+  float* grads;
+};
+
+// Model: any model with params(), params_data() and grads_data() (MaeModel, VitClassifier).
+template <class Bk, class Model = MaeModel<Bk>> class TrainMirror {
  public:
   static constexpr bool kHost = std::is_base_of_v<HostMemory, Bk>;
 
-  explicit TrainMirror(MaeModel<Bk>& model) : model_(model), np_(model.params().total) {
+  explicit TrainMirror(Model& model) : model_(model), np_(model.params().total) {
     m_.assign(np_, 0.0f), v_.assign(np_, 0.0f);
     if constexpr (!kHost) {
       hp_.assign(np_, 0.0f), hg_.assign(np_, 0.0f);
@@ -125,7 +132,7 @@ template <class Bk> class TrainMirror {
   }
 
  private:
-  MaeModel<Bk>& model_;
+  Model& model_;
   size_t np_;
   std::vector<float> m_, v_, hp_, hg_;
   float *dm_ = nullptr, *dv_ = nullptr, *dimgs_ = nullptr;

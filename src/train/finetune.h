@@ -1,11 +1,14 @@
-// End-to-end fine-tuning for classification: the official main_finetune.py + engine_finetune.py.
+// End-to-end fine-tuning for classification: the official main_finetune.py + engine_finetune.py, as a TrainTask of
+// the shared run (train/engine.h).
 #pragma once
 #include <cstdint>
 #include <string>
 
+#include "train/run_args.h"
+
 namespace mae {
 
-struct FinetuneArgs {
+struct FinetuneArgs : RunArgs {
   // model
   std::string finetune;    // MAE checkpoint to start from ("" = train from scratch)
   std::string model;       // preset (official vit_* names map to our mae_vit_* presets); "" = the checkpoint's
@@ -15,16 +18,8 @@ struct FinetuneArgs {
   int nb_classes = 0;      // 0: the dataset's number of classes
   bool global_pool = true;  // --global_pool (default) / --cls_token
   double drop_path = 0.1;
-  // optimisation
-  int batch_size = 64;
-  int epochs = 50;
-  int accum_iter = 1;
   double weight_decay = 0.05;
-  double lr = 0;  // absolute lr; 0 = blr · eff_batch / 256
-  double blr = 1e-3;
   double layer_decay = 0.75;
-  double min_lr = 1e-6;
-  double warmup_epochs = 5;
   // augmentation
   std::string aa = "rand-m9-mstd0.5-inc1";  // "" = no RandAugment
   double smoothing = 0.1;
@@ -33,24 +28,23 @@ struct FinetuneArgs {
   int recount = 1;
   double mixup = 0, cutmix = 0, mixup_prob = 1.0, mixup_switch_prob = 0.5;
   std::string mixup_mode = "batch";
-  // data
-  std::string data_path;  // "" = Fashion-MNIST from the Debian package
-  int num_workers = 2;
-  // run
-  std::string output_dir = "./output_dir";
-  std::string log_dir;  // "" = output_dir
-  std::string resume;   // training checkpoint, or "auto"; with --eval the classifier to evaluate
-  bool eval = false;
-  int stop_epoch = 0;   // stop once this many epochs are done (the schedule still spans --epochs); 0 = all
-  uint64_t seed = 0;
-  double print_every_s = 5;
-  std::string device = "cpu";  // "cuda": the classifier on the GPU (select_device has checked it)
+  bool eval = false;  // only evaluate the classifier in --resume (or --finetune)
+
+  FinetuneArgs() {  // main_finetune.py's defaults where ours differ from RunArgs'
+    batch_size = 64;
+    epochs = 50;
+    blr = 1e-3;
+    min_lr = 1e-6;
+    warmup_epochs = 5;
+    save_every = 0;  // checkpoint-last and checkpoint-best only, unless asked
+  }
 };
 
 struct FinetuneResult {
   double best_acc1 = 0;  // max test top-1 (%) over the epochs run (or the --eval accuracy)
   double last_acc1 = 0, last_acc5 = 0, last_test_loss = 0, last_train_loss = 0;
   int epochs_run = 0;
+  bool preempted = false;  // stopped by a signal after saving checkpoint-last
 };
 
 // Runs fine-tuning (or --eval); throws mae::Error on bad input.
