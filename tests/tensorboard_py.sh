@@ -3,7 +3,7 @@
 # python3-protobuf; skipped, exit 77, without it), the Event/Summary messages declared at run time from descriptors
 # (no TensorFlow). Every record's length and both masked CRC32Cs are checked, the file_version record, the tags,
 # steps and float values; protobuf must re-encode each record to the very bytes we wrote. The file comes from
-# tests/tb_write_sample (MAE_TB_WRITE_SAMPLE, set by tests/CMakeLists.txt), since no command writes one yet.
+# tests/tb_write_sample (MAE_TB_WRITE_SAMPLE, set by tests/CMakeLists.txt), and training runs are decoded by tests/run_skeleton.sh with the same tools/tb_events.py.
 set -uo pipefail
 MAE=$1 SRC=$2
 source "$SRC/tests/lib/common.sh"
@@ -17,66 +17,18 @@ scalars=(train/loss 0.6931 1  train/loss -1.25 2  lr 1.5e-4 9000000000  "ünïc�
          train/loss 0 0  neg/step 2.5 -7)
 
 check() {  # NAME FILE: decode FILE expecting the scalars above
-  if $PY - "$2" "${scalars[@]}" >"$tmp/log" 2>&1 <<'EOF'
+  if SRC="$SRC" $PY - "$2" "${scalars[@]}" >"$tmp/log" 2>&1 <<'EOF'
 import os, struct, sys, time
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-def crc32c(data):  # bitwise Castagnoli CRC (reflected 0x82F63B78): slow, plain, independent of the C++ table
-    c = 0xFFFFFFFF
-    for b in data:
-        c ^= b
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-    return c ^ 0xFFFFFFFF
-def masked(data):
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-assert crc32c(b"123456789") == 0xE3069283
-
-# tensorflow/core/util/event.proto and framework/summary.proto, the fields a scalar log uses.
-F = descriptor_pb2.FieldDescriptorProto
-fd = descriptor_pb2.FileDescriptorProto(name="mae_event.proto", package="tensorboard", syntax="proto3")
-ev = fd.message_type.add(name="Event")
-ev.field.add(name="wall_time", number=1, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
-ev.field.add(name="step", number=2, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
-ev.field.add(name="file_version", number=3, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-ev.field.add(name="summary", number=5, type=F.TYPE_MESSAGE, type_name=".tensorboard.Summary", label=F.LABEL_OPTIONAL)
-su = fd.message_type.add(name="Summary")
-su.field.add(name="value", number=1, type=F.TYPE_MESSAGE, type_name=".tensorboard.Summary.Value",
-             label=F.LABEL_REPEATED)
-va = su.nested_type.add(name="Value")
-va.field.add(name="tag", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-va.field.add(name="simple_value", number=2, type=F.TYPE_FLOAT, label=F.LABEL_OPTIONAL)
-pool = descriptor_pool.DescriptorPool()
-pool.Add(fd)
-desc = pool.FindMessageTypeByName("tensorboard.Event")
-Event = (message_factory.GetMessageClass(desc) if hasattr(message_factory, "GetMessageClass")
-         else message_factory.MessageFactory(pool).GetPrototype(desc))
+sys.path.insert(0, os.path.join(os.environ["SRC"], "tools"))
+import tb_events  # the independent decoder: lengths, both CRCs, file_version, re-encoding
 
 path, args = sys.argv[1], [os.fsencode(a) for a in sys.argv[2:]]
 want = [(args[i].decode("utf-8"), float(args[i + 1]), int(args[i + 2])) for i in range(0, len(args), 3)]
-raw = open(path, "rb").read()
-records, i = [], 0
-while i < len(raw):
-    assert len(raw) - i >= 12, f"truncated header at byte {i}"
-    n, = struct.unpack_from("<Q", raw, i)
-    assert struct.unpack_from("<I", raw, i + 8)[0] == masked(raw[i:i + 8]), f"length CRC at byte {i}"
-    assert len(raw) - i - 12 >= n + 4, f"truncated record at byte {i}"
-    data = raw[i + 12:i + 12 + n]
-    assert struct.unpack_from("<I", raw, i + 12 + n)[0] == masked(data), f"data CRC at byte {i}"
-    e = Event()
-    e.ParseFromString(data)
-    records.append((e, data))
-    i += 12 + n + 4
-
+records = [(e, None) for e in tb_events.read(path)]
 assert len(records) == 1 + len(want), f"{len(records)} records for {len(want)} scalars"
 now = time.time()
-for k, (e, data) in enumerate(records):
+for k, (e, _) in enumerate(records):
     assert now - 600 < e.wall_time <= now + 1, f"record {k}: wall_time {e.wall_time}"
-    # Nothing protobuf does not know (unknown fields would vanish here) and the same field order and widths.
-    # proto3 drops zeros, so a scalar event with step 0 or value 0 only compares field by field.
-    if k == 0 or (e.step != 0 and e.summary.value[0].simple_value != 0):
-        assert e.SerializeToString() == data, f"record {k}: protobuf re-encodes other bytes"
 e0 = records[0][0]
 assert e0.file_version == "brain.Event:2" and not e0.HasField("summary"), e0
 for k, ((tag, value, step), (e, _)) in enumerate(zip(want, records[1:]), 1):

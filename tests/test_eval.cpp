@@ -371,6 +371,25 @@ TEST_F(EvalFixture, BaselineProbes) {
   EXPECT_DOUBLE_EQ(run_linprobe(e).acc1, rb.acc1);
 }
 
+TEST_F(EvalFixture, EmbedGivesTheFeaturesOfKnnAndLinprobe) {
+  // The same flags give the same features: `mae embed` (defaults) and extract_features, what knn and linprobe run,
+  // share one transform (the data's normalisation, the crop rule) and one encoder path.
+  for (const bool gp : {false, true}) {
+    const fs::path out = dir / (gp ? "f_gp.safetensors" : "f_cls.safetensors");
+    const auto [rc, log] = run_mae("embed --checkpoint " + enc.string() + " --data_path " + data.string() +
+                                   " --split test --batch_size 16 --num_workers 0 --output " + out.string() +
+                                   (gp ? " --global_pool" : ""));
+    ASSERT_EQ(rc, 0) << log;
+    const std::vector<float> got = io::SafeTensorsReader(out.string()).read_f32("features");
+    auto ds = open_dataset(data.string(), "test");
+    FrozenEncoder e(EncoderSpec{enc.string(), "", false, 0, false}, 16);
+    const FeatureSet want =
+        extract_features(&e, *ds, probe_eval_transform(*ds, 28, 1), gp, 16, 0, "test features");
+    ASSERT_EQ(got.size(), want.x.size());
+    EXPECT_EQ(got, want.x) << (gp ? "mean of patch tokens" : "cls token");
+  }
+}
+
 TEST_F(EvalFixture, KnnOnSyntheticData) {
   KnnArgs k;
   k.data_path = data.string();

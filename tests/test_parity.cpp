@@ -1,5 +1,5 @@
 // Parity with PyTorch: the fixtures under tests/fixtures were written by tools/make_fixtures.py from our PyTorch
-// reference (tools/mae_torch.py, written from DESIGN §2). MAE_FIXTURE_DIR points elsewhere (the regeneration test
+// reference (tools/mae_torch.py, written from docs/architecture.md §3). MAE_FIXTURE_DIR points elsewhere (the regeneration test
 // runs this binary on freshly generated fixtures).
 //   loss: relative error ≤ 1e-5; pred, mask: max abs ≤ 1e-4; ids_restore exact;
 //   every gradient: ‖g − g_ref‖ / ‖g_ref‖ ≤ 1e-4; 5 AdamW steps (official groups): losses relative ≤ 1e-4.

@@ -1,4 +1,4 @@
-"""Reference MAE in PyTorch, written from DESIGN.md §2 (numerically the facebookresearch/mae model).
+"""Reference MAE in PyTorch, written from docs/architecture.md §3 (numerically the facebookresearch/mae model).
 
 State-dict names are the official ones, so a state_dict moves between this model, the official one and our
 safetensors checkpoints unchanged. Used only to make test fixtures and baseline timings; never at run time.

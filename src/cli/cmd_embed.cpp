@@ -9,6 +9,7 @@
 
 #include "cli/common.h"
 #include "cli/device.h"
+#include "eval/frozen_encoder.h"
 #include "core/error.h"
 #include "eval/features.h"
 #include "io/safetensors.h"
@@ -24,7 +25,7 @@ struct EmbedArgs {
   std::string checkpoint, model, output, data_path, split = "train";
   bool global_pool = false, cls_token = false;
   int batch_size = 64, num_workers = 2, threads = 0;
-  double crop_pct = 1.0;
+  double crop_pct = 0;  // auto: probe_eval_transform
   std::string device = "cpu", precision = "fp32";
 };
 
@@ -33,7 +34,7 @@ void run_embed(const EmbedArgs& a) {
   const bool cuda = select_device(a.device, a.precision);
   if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
   if (a.num_workers < 0) fail("--num_workers must be ≥ 0, got ", a.num_workers);
-  if (!(a.crop_pct > 0.0 && a.crop_pct <= 1.0)) fail("--crop_pct must be in (0, 1], got ", a.crop_pct);
+  if (!(a.crop_pct >= 0.0 && a.crop_pct <= 1.0)) fail("--crop_pct must be in (0, 1] (0: auto), got ", a.crop_pct);
   if (a.global_pool && a.cls_token) fail("--global_pool and --cls_token contradict each other");
   {
     std::error_code ec;
@@ -51,8 +52,10 @@ void run_embed(const EmbedArgs& a) {
   std::fprintf(stderr, "checkpoint: %s (%s, config from %s)\n", a.checkpoint.c_str(), pt.format.c_str(),
                pt.config_source.c_str());
   std::fprintf(stderr, "data: %s\n", ds->description().c_str());
-  std::fprintf(stderr, "normalize: %s %s (%s)\n", nlohmann::json(pt.norm.mean).dump().c_str(),
-               nlohmann::json(pt.norm.std).dump().c_str(), pt.norm_source.c_str());
+  // The same transform as knn and linprobe (eval/frozen_encoder.h): the same flags give the same features.
+  const TransformConfig tc = probe_eval_transform(*ds, cfg.img_size, cfg.in_chans, a.crop_pct);
+  std::fprintf(stderr, "normalize: %s %s (the data's, as knn and linprobe)  crop_pct %g\n",
+               nlohmann::json(tc.norm.mean).dump().c_str(), nlohmann::json(tc.norm.std).dump().c_str(), tc.crop_pct);
 
   const std::string what = a.global_pool ? "mean of the patch tokens of the latent after the encoder's norm"
                                          : "cls token of the latent after the encoder's norm";
@@ -69,7 +72,7 @@ void run_embed(const EmbedArgs& a) {
   };
   std::vector<float> feats;
   try {
-    feats = compute_features(*model, *ds, eval_transform(cfg, pt.norm, a.crop_pct), a.global_pool,
+    feats = compute_features(*model, *ds, tc, a.global_pool,
                              a.num_workers, report);
   } catch (...) {
     progress.done();
@@ -87,7 +90,7 @@ void run_embed(const EmbedArgs& a) {
   std::string names;
   for (size_t i = 0; i < N; i++) names += (i ? "\n" : "") + ds->item_name(i);
   out.push_back({"names", io::DType::U8, {int64_t(names.size())}, names.data()});
-  nlohmann::json norm = {{"mean", pt.norm.mean}, {"std", pt.norm.std}};
+  nlohmann::json norm = {{"mean", tc.norm.mean}, {"std", tc.norm.std}};
   io::write_safetensors(a.output, out,
                         {{"config", config_to_json(cfg).dump()},
                          {"checkpoint", a.checkpoint},
@@ -96,7 +99,7 @@ void run_embed(const EmbedArgs& a) {
                          {"normalize", norm.dump()},
                          {"dataset", ds->description()},
                          {"split", a.split},
-                         {"crop_pct", std::to_string(a.crop_pct)},
+                         {"crop_pct", std::to_string(tc.crop_pct)},
                          {"class_names", nlohmann::json(ds->class_names()).dump()}});
   std::printf("wrote %s: features (%zu, %d) = %s%s\n", a.output.c_str(), N, D, what.c_str(),
               labels.empty() ? "" : ", labels");
@@ -125,7 +128,7 @@ void add_embed(CLI::App& app) {
   c->add_option("--batch_size,--batch-size", a->batch_size, "Images per forward")->capture_default_str();
   c->add_option("--model", a->model, "Preset name, for weights without config metadata (official .pth)");
   c->add_option("--crop_pct,--crop-pct", a->crop_pct,
-                "Eval transform: shorter side to size/crop_pct, then centre crop (official eval: 0.875)")
+                "Eval transform: shorter side to size/crop_pct, then centre crop (0: auto, as knn/linprobe: 0.875, or 1 when the data has the model's size)")
       ->capture_default_str();
   c->add_option("--num_workers,--num-workers", a->num_workers, "Decoding threads ahead")->capture_default_str();
   c->add_option("--threads", a->threads, "Compute threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();

@@ -1,4 +1,4 @@
-// mae forward: one forward (and backward) on a given batch and noise — the parity contract of DESIGN §5.
+// mae forward: one forward (and backward) on a given batch and noise — the parity contract of docs/architecture.md §4.
 //   IN : imgs f32 (B, C, H, W) already normalised; noise f32 (B, L) optional (seeded uniform [0,1) if absent)
 //   OUT: loss f32 scalar, pred f32 (B, L, p·p·C), mask f32 (B, L), ids_restore i64 (B, L);
 //        with --backward also grad.<param> for every trainable parameter (official names).

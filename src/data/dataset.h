@@ -1,4 +1,4 @@
-// Datasets: an indexable, read-only collection of labelled 8-bit images. Three kinds users bring (DESIGN §4):
+// Datasets: an indexable, read-only collection of labelled 8-bit images. Three kinds users bring (docs/architecture.md §5):
 // MNIST-style IDX files (plain or gzipped), CIFAR-10 binary batches, and image folders (ImageNet-style class
 // subfolders, or a flat folder = one class). open_dataset() picks the kind from what is at the path.
 #pragma once

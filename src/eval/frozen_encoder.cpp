@@ -108,11 +108,11 @@ void check_encoder_fits_data(const ModelConfig& cfg, const std::string& what, co
          " for this data)");
 }
 
-TransformConfig probe_eval_transform(const Dataset& ds, int size, int channels) {
+TransformConfig probe_eval_transform(const Dataset& ds, int size, int channels, double crop_pct) {
   ModelConfig c;
   c.img_size = size;
   c.in_chans = channels;
-  const double crop_pct = (ds.height() == size && ds.width() == size) ? 1.0 : 224.0 / 256.0;
+  if (crop_pct <= 0) crop_pct = (ds.height() == size && ds.width() == size) ? 1.0 : 224.0 / 256.0;
   return eval_transform(c, normalization_for_channels(ds.normalization(), channels), crop_pct);
 }
 

@@ -63,10 +63,12 @@ void reject_probe_checkpoint(const std::string& path, const std::string& flag);
 // img_size (no silent resizing of 28-px images to 224). Throws naming both (`what` names the checkpoint).
 void check_encoder_fits_data(const ModelConfig& cfg, const std::string& what, const Dataset& ds);
 
-// Evaluation transform for a model of `size` px and `channels` channels with the data's normalisation: official
-// Resize(int(S / crop_pct)) + CenterCrop(S) with crop_pct 224/256, or the identity (crop_pct 1) when the data already
-// has the model's size (for 28-px Fashion-MNIST the official ratio would upscale to 32 and crop the border away).
-TransformConfig probe_eval_transform(const Dataset& ds, int size, int channels);
+// The transform of every frozen-feature command (embed, knn, linprobe), so that the same flags give the same
+// features: the data's normalisation (what `mae pretrain` on that data trained with) for a model of `size` px and
+// `channels` channels, then Resize(int(S / crop_pct), bicubic) + CenterCrop(S). crop_pct 0 = auto: the official
+// 224/256, or the identity (1) when the data already has the model's size (for 28-px Fashion-MNIST the official
+// ratio would upscale to 32 and crop the border away).
+TransformConfig probe_eval_transform(const Dataset& ds, int size, int channels, double crop_pct = 0);
 
 struct FeatureSet {
   int64_t n = 0;

@@ -1,4 +1,4 @@
-// Hugging Face ViTMAE tensor names and config.json <-> the official MAE ones (DESIGN §2, last point).
+// Hugging Face ViTMAE tensor names and config.json <-> the official MAE ones (docs/architecture.md §3).
 //
 //   official                              Hugging Face (ViTMAEForPreTraining; ViTMAEModel files lack "vit.")
 //   cls_token                             vit.embeddings.cls_token

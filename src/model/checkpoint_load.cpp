@@ -82,7 +82,7 @@ std::string fitting_presets(const io::TensorMap& m) {
 
 bool is_preset(const std::string& name) {
   for (const std::string& n : preset_names())
-    if (n == name) return true;
+    if (n == name || n == "mae_" + name) return true;  // official vit_* names: the encoders (preset())
   return false;
 }
 

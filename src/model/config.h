@@ -1,5 +1,5 @@
 // Model configuration: the official MaskedAutoencoderViT constructor's arguments, the presets, and their JSON form
-// (the "config" entry of a checkpoint's safetensors metadata, DESIGN §5).
+// (the "config" entry of a checkpoint's safetensors metadata, docs/architecture.md §4).
 #pragma once
 #include <string>
 #include <vector>
@@ -29,6 +29,7 @@ struct ModelConfig {
 };
 
 // Official presets (mae_vit_base_patch16, mae_vit_large_patch16, mae_vit_huge_patch14) and small CPU ones.
+// Also takes the official models_vit names (vit_base_patch16 = mae_vit_base_patch16's encoder).
 ModelConfig preset(const std::string& name);  // throws listing the known names
 std::vector<std::string> preset_names();
 

@@ -1,4 +1,4 @@
-// Model weights in safetensors files (DESIGN §5): official tensor names and shapes, the constructor's arguments
+// Model weights in safetensors files (docs/architecture.md §4): official tensor names and shapes, the constructor's arguments
 // as JSON in __metadata__["config"], the fixed pos_embed / decoder_pos_embed tables included (accepted, not
 // required, when reading).
 #pragma once

@@ -51,13 +51,6 @@ void validate_model_flags(const FinetuneArgs& a) {
   if (!a.aa.empty()) RandAugmentConfig::parse(a.aa);  // throws on a malformed policy now, not in a worker
 }
 
-// Official model names (models_vit: vit_base_patch16, ...) are our mae_vit_* presets' encoders.
-std::string preset_name(const std::string& name) {
-  for (const std::string& n : preset_names())
-    if (n == "mae_" + name) return n;
-  return name;
-}
-
 // engine_finetune.evaluate: cross-entropy (no smoothing) and top-1/top-5 accuracy on the eval split. As the
 // official MetricLogger, the loss is averaged over batches and the accuracies over images.
 template <class Bk> EvalStats evaluate(VitClassifier<Bk>& m, Loader& loader) {
@@ -107,7 +100,7 @@ struct Setup {
 
 // The classifier of --eval: config and head from the file.
 void open_classifier(Setup& s, const std::string& path, const std::string& model) {
-  s.weights = load_weights_any(path, model.empty() ? "" : preset_name(model));
+  s.weights = load_weights_any(path, model);
   auto head = s.weights.tensors.find("head.weight");
   if (head == s.weights.tensors.end() || head->second.shape.size() != 2)
     fail(path, ": not a fine-tuned classifier (no head.weight", s.weights.has_decoder ? "; it is an MAE checkpoint" : "",
@@ -136,12 +129,12 @@ Setup setup(const FinetuneArgs& a) {
       fail("--eval needs the fine-tuned classifier to evaluate: --resume CHECKPOINT (or --finetune CHECKPOINT)");
     open_classifier(s, path, a.model);
   } else if (!a.finetune.empty()) {
-    s.weights = load_weights_any(a.finetune, a.model.empty() ? "" : preset_name(a.model));
+    s.weights = load_weights_any(a.finetune, a.model);
     s.cfg = s.weights.config;
     s.source = a.finetune;
   } else {
     const std::string name = a.model.empty() ? "mae_vit_fmnist_small" : a.model;
-    s.cfg = preset(preset_name(name));
+    s.cfg = preset(name);
     s.cfg.in_chans = a.in_chans > 0 ? a.in_chans : data_chans;
     s.source = "from scratch (" + name + " encoder)";
   }
