@@ -110,9 +110,11 @@ pid=$!
 # a run killed with -9 after step 7's checkpoint resumes from it
 for _ in $(seq 200); do [ -f "$tmp/steps/checkpoint-last.safetensors" ] && break; sleep 0.02; done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
-"$MAE" info "$tmp/steps/checkpoint-last.safetensors" >"$tmp/info" 2>&1
-grep -q '"step":\(7\|14\|21\|28\|30\)' "$tmp/info" && ok "--save_every_steps 7: checkpoint-last at $(grep -o '"step":[0-9]*' "$tmp/info" | head -1) after kill -9" ||
-  bad "--save_every_steps: $(grep -o '"run".\{0,80\}' "$tmp/info")"
+step=$($PY -c 'import json, struct, sys
+b = open(sys.argv[1], "rb"); n = struct.unpack("<Q", b.read(8))[0]
+print(json.loads(json.loads(b.read(n))["__metadata__"]["run"])["step"])' "$tmp/steps/checkpoint-last.safetensors" 2>&1)
+case $step in 7|14|21|28|30) ok "--save_every_steps 7: checkpoint-last at step $step after kill -9" ;;
+  *) bad "--save_every_steps: checkpoint-last at step '$step'" ;; esac
 
 # --- accumulation starts afresh every epoch: 40 batches, accum 3 → 13 updates an epoch ---
 "$MAE" "${pre[@]}" --epochs 2 --accum_iter 3 --output_dir "$tmp/acc" 2>/dev/null

@@ -23,6 +23,7 @@
 #include "data/decode.h"
 #include "data/transforms.h"
 #include "eval/features.h"
+#include "eval/frozen_encoder.h"
 #include "eval/reconstruct.h"
 #include "io/safetensors.h"
 #include "model/pretrained.h"
@@ -295,11 +296,13 @@ void make_folder(const TempDir& t, const std::string& root) {
 }
 
 // Features by hand: one image at a time through forward_encoder with every patch kept in order.
-std::vector<float> manual_features(const Pretrained& pt, const Dataset& ds, bool global_pool) {
+// The encoder's latent, one image at a time; `tc` defaults to the checkpoint's eval transform.
+std::vector<float> manual_features(const Pretrained& pt, const Dataset& ds, bool global_pool,
+                                   const TransformConfig* tc = nullptr) {
   const ModelConfig& c = pt.config;
   const int L = c.num_patches(), D = c.embed_dim;
   auto m = pt.make_model(1, 0.0);
-  Transform tf(eval_transform(c, pt.norm));
+  Transform tf(tc ? *tc : eval_transform(c, pt.norm));
   TransformScratch s;
   Rng rng(0);
   std::vector<float> img(size_t(c.in_chans) * c.img_size * c.img_size), noise(L), out;
@@ -523,7 +526,9 @@ TEST(EmbedCli, FeaturesLabelsNamesEqualForwardEncoder) {
       std::vector<int64_t> shape;
       const std::vector<float> got = f.read_f32("features", &shape);
       ASSERT_EQ(shape, (std::vector<int64_t>{5, pt.config.embed_dim}));
-      const std::vector<float> want = manual_features(pt, *ds, gp);
+      // embed normalises and crops as knn and linprobe do (the data's statistics, crop_pct auto)
+      const TransformConfig tc = probe_eval_transform(*ds, pt.config.img_size, pt.config.in_chans);
+      const std::vector<float> want = manual_features(pt, *ds, gp, &tc);
       for (size_t i = 0; i < want.size(); i++) ASSERT_NEAR(got[i], want[i], 1e-4) << ck << " " << gp << " " << i;
       EXPECT_EQ(f.read_i64("labels"), (std::vector<int64_t>{0, 0, 1, 1, 1}));
       const std::vector<int64_t> nb = f.read_i64("names");

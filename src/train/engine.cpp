@@ -145,7 +145,9 @@ class Engine {
       st_.loss_sum = st_.lr_sum = st_.interval_loss = 0, st_.loss_n = st_.images = st_.interval_n = 0;
     }
     t_epoch_ = Clock::now(), images0_ = st_.images;
-    float lr = float(lr_at(double(st_.next_batch) / double(iters_) + epoch, lr_, a_.min_lr, a_.warmup_epochs, a_.epochs));
+    // A run resumed inside an accumulation window keeps the lr set at the window's first micro-batch.
+    const int64_t window0 = st_.next_batch - st_.next_batch % a_.accum_iter;
+    float lr = float(lr_at(double(window0) / double(iters_) + epoch, lr_, a_.min_lr, a_.warmup_epochs, a_.epochs));
     for (int64_t i = st_.next_batch; i < iters_; ++i) {
       // per-iteration (not per-epoch) schedule, as lr_sched.adjust_learning_rate
       if (i % a_.accum_iter == 0)

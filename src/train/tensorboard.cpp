@@ -70,7 +70,9 @@ std::string create_new(const std::string& dir, std::FILE*& f) {
                            std::to_string(int64_t(now_seconds())) + "." + hostname();
   for (int n = 0; n < 1000; ++n) {
     std::string p = base;
-    if (n > 0) p += "." + std::to_string(getpid()) + (n > 1 ? "." + std::to_string(n) : "");
+    // appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string&&
+    if (n > 0) (p += '.') += std::to_string(getpid());
+    if (n > 1) (p += '.') += std::to_string(n);
     const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0 && errno == EEXIST) continue;
     if (fd < 0) fail("tensorboard dir ", dir, ": cannot create ", p, ": ", std::strerror(errno));
