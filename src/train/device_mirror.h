@@ -10,18 +10,12 @@
 
 #include "model/mae.h"
 #include "ops/backend.h"
+#include "train/run_state.h"
 #ifdef MAE_CUDA
 #include "ops/cuda/ops_cuda.h"
 #endif
 
 namespace mae {
-
-struct TrainBuffers {  // host arrays, all laid out by the model's ParamList
-  float* params;
-  float* m;
-  float* v;
-  float* grads;
-};
 
 // Model: any model with params(), params_data() and grads_data() (MaeModel, VitClassifier).
 template <class Bk, class Model = MaeModel<Bk>> class TrainMirror {

@@ -159,8 +159,7 @@ template <class Bk> class PretrainTask final : public TrainTask {
     const TrainBuffers buf = mirror_.host_buffers();
     const ParamList& pl = model_.params();
     std::vector<NamedBuffer> extra;
-    if (!weights_only) add_slot(extra, "optim.m.", pl, buf.m), add_slot(extra, "optim.v.", pl, buf.v);
-    if (grads) add_slot(extra, "optim.grad.", pl, buf.grads);
+    add_adamw_slots(extra, pl, buf, weights_only, grads);
     save_params(path, d_.cfg, pl, buf.params, extra, meta);
   }
   void load(const io::SafeTensorsReader& f, bool grads) override {
@@ -171,18 +170,11 @@ template <class Bk> class PretrainTask final : public TrainTask {
     const TrainBuffers buf = mirror_.host_buffers();
     const ParamList& pl = model_.params();
     load_params(f, pl, buf.params);
-    read_slot(f, "optim.m.", pl, buf.m);
-    read_slot(f, "optim.v.", pl, buf.v);
-    if (grads) read_slot(f, "optim.grad.", pl, buf.grads);
+    read_adamw_slots(f, pl, buf, grads);
   }
   // Every rank starts from rank 0's parameters and optimizer state (and accumulated gradients, mid-update).
   void broadcast(bool grads) override {
-    const TrainBuffers buf = mirror_.host_buffers();
-    const size_t bytes = model_.params().total * sizeof(float);
-    dist::broadcast(buf.params, bytes);
-    dist::broadcast(buf.m, bytes);
-    dist::broadcast(buf.v, bytes);
-    if (grads) dist::broadcast(buf.grads, bytes);
+    broadcast_adamw_state(mirror_.host_buffers(), model_.params().total, grads);
     mirror_.to_device(grads);
   }
 

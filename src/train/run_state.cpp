@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "dist/comm.h"
 
 namespace mae {
 
@@ -89,6 +90,23 @@ void read_slot(const io::SafeTensorsReader& f, const std::string& prefix, const 
            "checkpoint-last, or start a new run from it with --finetune)");
     f.read_f32(prefix + s.name, data + s.offset, s.shape);
   }
+}
+
+void add_adamw_slots(std::vector<NamedBuffer>& out, const ParamList& list, const TrainBuffers& b, bool weights_only,
+                     bool grads) {
+  if (!weights_only) add_slot(out, "optim.m.", list, b.m), add_slot(out, "optim.v.", list, b.v);
+  if (grads) add_slot(out, "optim.grad.", list, b.grads);
+}
+
+void read_adamw_slots(const io::SafeTensorsReader& f, const ParamList& list, const TrainBuffers& b, bool grads) {
+  read_slot(f, "optim.m.", list, b.m);
+  read_slot(f, "optim.v.", list, b.v);
+  if (grads) read_slot(f, "optim.grad.", list, b.grads);
+}
+
+void broadcast_adamw_state(const TrainBuffers& b, size_t n, bool grads) {
+  for (float* p : {b.params, b.m, b.v}) dist::broadcast(p, n * sizeof(float));
+  if (grads) dist::broadcast(b.grads, n * sizeof(float));
 }
 
 namespace {

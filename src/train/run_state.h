@@ -53,6 +53,20 @@ RunState read_run_state(const io::SafeTensorsReader& f, const std::string& path,
 void add_slot(std::vector<NamedBuffer>& out, const std::string& prefix, const ParamList& list, const float* data);
 void read_slot(const io::SafeTensorsReader& f, const std::string& prefix, const ParamList& list, float* data);
 
+struct TrainBuffers {  // host arrays, all laid out by the model's ParamList
+  float* params;
+  float* m;
+  float* v;
+  float* grads;
+};
+// AdamW's state in the shared layout: optim.m.* and optim.v.* (unless weights_only), and optim.grad.* when `grads`
+// (an unfinished accumulation window).
+void add_adamw_slots(std::vector<NamedBuffer>& out, const ParamList& list, const TrainBuffers& b, bool weights_only,
+                     bool grads);
+void read_adamw_slots(const io::SafeTensorsReader& f, const ParamList& list, const TrainBuffers& b, bool grads);
+// Rank 0's parameters, moments (and gradients, mid-window) to every rank; n floats each.
+void broadcast_adamw_state(const TrainBuffers& b, size_t n, bool grads);
+
 // "auto": checkpoint-last in dir, else the newest checkpoint-<N>; "" if none.
 std::string find_latest_checkpoint(const std::string& dir);
 // Deletes all but the `keep` newest checkpoint-<N>.safetensors in dir (keep ≥ 1; checkpoint-last/-best untouched).
