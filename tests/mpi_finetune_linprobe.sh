@@ -47,6 +47,7 @@ accs() { $PY -c 'import json, sys; print([(r["test_acc1"], r["test_acc5"]) for r
 # --- linprobe (per-rank BatchNorm statistics: close, not equal) ---
 lp=(--finetune "$enc" --data_path "$tmp/data" --epochs 2 --warmup_epochs 1 --threads 1 --num_workers 1 --print_every_s 100)
 for mode in "" --cache_features; do
+  rm -rf "$tmp/lp1" "$tmp/lp2"  # one folder per run: a new run refuses a folder that holds another run
   "$MAE" linprobe "${lp[@]}" $mode --batch_size 16 --output_dir "$tmp/lp1" >"$tmp/log4" 2>&1 || bad "linprobe 1 process $mode: $(tail -3 "$tmp/log4")"
   mpi2 linprobe "${lp[@]}" $mode --batch_size 8 --output_dir "$tmp/lp2" >"$tmp/log5" 2>&1 || bad "linprobe 2 ranks $mode: $(tail -5 "$tmp/log5")"
   r=$($PY "$tmp/rel.py" "$tmp/lp2/checkpoint-last.safetensors" "$tmp/lp1/checkpoint-last.safetensors" head.weight head.bias)

@@ -6,7 +6,8 @@
 #   - TensorBoard events with the official tags and x-axis, decoded by an independent reader (tools/tb_events.py);
 #   - --save_every_steps / --keep_last; accumulation afresh every epoch (the official loop);
 #   - linprobe resumes exactly from a mid-epoch stop; a checkpoint of another command is refused;
-#   - bad values of the new flags, an unwritable --log_dir: one-line errors, non-zero exit, nothing lost.
+#   - bad values of the new flags, an unwritable --log_dir: one-line errors, non-zero exit, nothing lost;
+#   - one run per folder: a new run refuses a finished run's folder, two runs never share one, stale temps go.
 set -uo pipefail
 MAE=$1 SRC=$2
 source "$SRC/tests/lib/common.sh"
@@ -22,8 +23,9 @@ same() { $PY "$SRC/tools/st_equal.py" "$1" "$2" >/dev/null; }
 sigs=(TERM INT USR1 TERM)
 stops=0 cycles=0
 for i in 0 1 2 3; do
-  rc=75
-  while [ $rc = 75 ] && [ $cycles -lt 12 ]; do
+  rc=75 tries=0
+  while [ $rc = 75 ] && [ $tries -lt 4 ]; do
+    tries=$((tries + 1))
     cycles=$((cycles + 1))
     "$MAE" "${pre[@]}" --accum_iter 3 --output_dir "$tmp/pre$i" --resume auto 2>"$tmp/logp" &
     pid=$!
@@ -36,6 +38,9 @@ for i in 0 1 2 3; do
       grep -q "stopped by a signal" "$tmp/logp" || bad "SIG${sigs[$i]}: status 75 without the message"
     elif [ $rc != 0 ]; then bad "SIG${sigs[$i]}: status $rc: $(tail -2 "$tmp/logp")"; break; fi
   done
+  # at most 4 signalled runs each (a slow machine may need more to reach the end): finish without a signal
+  [ $rc = 75 ] && { "$MAE" "${pre[@]}" --accum_iter 3 --output_dir "$tmp/pre$i" --resume auto 2>"$tmp/logp" ||
+    bad "SIG${sigs[$i]}: the last resume failed: $(tail -2 "$tmp/logp")"; }
   if same "$tmp/straight/checkpoint-last.safetensors" "$tmp/pre$i/checkpoint-last.safetensors"; then
     ok "SIG${sigs[$i]} at random moments, resumed with --resume auto: bit-identical to the straight run"
   else bad "SIG${sigs[$i]}: the resumed run differs from the straight one"; fi
@@ -153,7 +158,19 @@ expect_error log-dir "--log_dir .*afile" -- "$MAE" "${pre[@]}" --output_dir "$tm
 expect_error other-command "not a checkpoint of .mae pretrain.*mae finetune" -- "$MAE" "${pre[@]}" --output_dir "$tmp/x" --resume "$tmp/ft/checkpoint-last.safetensors"
 expect_error probe-into-finetune "not a checkpoint of .mae finetune.*mae linprobe" -- "$MAE" finetune --data_path "$tmp/data" --output_dir "$tmp/x" --resume "$tmp/lp1/checkpoint-last.safetensors"
 expect_error weights-only "weights-only" -- "$MAE" finetune --finetune "$tmp/tbrun/checkpoint-last.safetensors" --data_path "$tmp/data" --batch_size 16 --output_dir "$tmp/x" --resume "$tmp/ft/checkpoint-best.safetensors"
+# one run per folder: a new run never truncates or replaces another run's records, two runs never share a folder
+expect_error finished-run "already holds a run.*--resume auto" -- "$MAE" "${pre[@]}" --output_dir "$tmp/keep"
+"$MAE" "${pre[@]}" --epochs 50 --output_dir "$tmp/busy" 2>"$tmp/logb" &
+pid=$!
+for _ in $(seq 200); do grep -q "base lr" "$tmp/logb" 2>/dev/null && break; sleep 0.05; done
+expect_error two-runs "another mae run \\(pid $pid\\)" -- "$MAE" "${pre[@]}" --output_dir "$tmp/busy" --resume auto
+kill -9 $pid; wait $pid 2>/dev/null
 [ "$(md5sum <"$tmp/keep/checkpoint-last.safetensors")" = "$sum" ] && ok "the last good checkpoint kept its bytes" || bad "checkpoint changed"
+# temp files of a save cut short by kill -9 are removed by the next run on the folder
+: >"$tmp/acc/checkpoint-last.safetensors.tmp.4194999"
+"$MAE" "${pre[@]}" --epochs 2 --accum_iter 3 --output_dir "$tmp/acc" --resume auto >"$tmp/out" 2>&1
+[ ! -e "$tmp/acc/checkpoint-last.safetensors.tmp.4194999" ] && grep -q "removed checkpoint-last.safetensors.tmp" "$tmp/out" &&
+  ok "a stale temp file is removed (and said) by the next run on the folder" || bad "stale temp file: $(ls "$tmp/acc")"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -1,5 +1,9 @@
 #include "train/run_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -56,6 +60,52 @@ void append_line(const std::string& path, const std::string& line) {
   if (!o) fail(path, ": cannot append: ", std::strerror(errno));
 }
 
+// One run per folder: an exclusive flock on <dir>/.mae.lock, held until the process ends (the kernel drops it
+// however the process dies, so a killed run never leaves a stale lock). The file holds the owner's pid for the message.
+int lock_folder(const std::string& dir, const char* flag) {
+  const std::string path = (fs::path(dir) / ".mae.lock").string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fail(flag, " ", dir, ": cannot create ", path, ": ", std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char owner[32] = "";
+    const ssize_t n = ::pread(fd, owner, sizeof owner - 1, 0);
+    owner[n > 0 ? n : 0] = 0;
+    ::close(fd);
+    fail(flag, " ", dir, ": another mae run (pid ", owner[0] ? owner : "?", ") is writing to this folder; wait for "
+         "it to end or choose another ", flag);
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {}  // the pid is only for messages
+  return fd;
+}
+
+// What a finished or stopped run leaves: a new run (not resuming) must not truncate or replace it.
+std::vector<std::string> records_in(const std::string& out, const std::string& logs) {
+  std::vector<std::string> found;
+  for (const char* f : {"log.txt", "metrics.jsonl"})
+    if (fs::exists(fs::path(logs) / f)) found.push_back(f);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(out, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("checkpoint-", 0) == 0 && n.size() > 12 && n.find(".tmp.") == std::string::npos) found.push_back(n);
+  }
+  return found;
+}
+
+// Temp files of atomic writes cut short by a kill (<name>.tmp.<pid>). Called with the folder locked, so no live
+// mae run is writing them.
+void remove_stale_temps(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    const size_t k = n.rfind(".tmp.");
+    if (k == std::string::npos || n.find_first_not_of("0123456789", k + 5) != std::string::npos || k + 5 == n.size())
+      continue;
+    std::error_code rec;
+    if (fs::remove(e.path(), rec)) std::fprintf(stderr, "removed %s (left by a run killed while saving)\n", n.c_str());
+  }
+}
+
 double num(const nlohmann::json& j, const char* k) {
   return j.contains(k) && j[k].is_number() ? j[k].get<double>() : NAN;
 }
@@ -67,9 +117,20 @@ RunDir::RunDir(const RunArgs& a, bool writer)
   if (!writer_) return;
   make_writable_dir(out_, "--output_dir");
   if (logs_ != out_) make_writable_dir(logs_, "--log_dir");
+  locks_.push_back(lock_folder(out_, "--output_dir"));
+  if (logs_ != out_) locks_.push_back(lock_folder(logs_, "--log_dir"));
+  if (a.resume.empty()) {
+    const std::vector<std::string> found = records_in(out_, logs_);
+    if (!found.empty())
+      fail("--output_dir ", out_, " already holds a run (", nlohmann::json(found).dump(), "): continue it with "
+           "--resume auto, or choose another --output_dir (a new run never overwrites another run's records)");
+  }
+  remove_stale_temps(out_);
 }
 
-RunDir::~RunDir() = default;
+RunDir::~RunDir() {
+  for (int fd : locks_) ::close(fd);
+}
 
 std::string RunDir::checkpoint(const std::string& name) const {
   return (fs::path(out_) / ("checkpoint-" + name + ".safetensors")).string();

@@ -15,7 +15,9 @@ class TensorBoardWriter;
 
 class RunDir {
  public:
-  // writer: rank 0. Creates both folders and checks that they are writable (an error naming the flag otherwise).
+  // writer: rank 0. Creates both folders and checks that they are writable (an error naming the flag otherwise),
+  // locks them for this run (a second run on them is refused), refuses a new run (no --resume) in a folder that
+  // holds another run's log or checkpoints, and removes temp files left by a run killed while saving.
   RunDir(const RunArgs& a, bool writer);
   ~RunDir();
 
@@ -41,6 +43,7 @@ class RunDir {
   std::string out_, logs_;
   std::vector<nlohmann::json> epochs_, metrics_;
   std::unique_ptr<TensorBoardWriter> tb_;
+  std::vector<int> locks_;  // flock'd descriptors of the folders
 };
 
 }  // namespace mae
