@@ -84,6 +84,12 @@ expect_error embed-bf16-cpu "--precision bf16 needs --device cuda" -- "$MAE" emb
   --output "$tmp/e.safetensors"
 expect_error knn-device "--device must be cpu or cuda, got 'gpu'" -- "$MAE" knn --device gpu --checkpoint x
 expect_error finetune-bf16-cpu "--precision bf16 needs --device cuda" -- "$MAE" finetune --precision bf16 --epochs 1
+# flags that size the reconstruction grid: bounded in 64 bits before anything is allocated (they used to overflow)
+$PY "$SRC/tools/make_tiny_idx.py" "$tmp/idx" --n 8 --n_test 8 >/dev/null
+for f in "--gap 1431655765" "--scale 153391690"; do
+  expect_error "reconstruct $f" "over the limit of 32768 px" -- "$MAE" reconstruct --checkpoint "$W" --data_path "$tmp/idx" \
+    --num 2 $f --output "$tmp/out.safetensors"
+done
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

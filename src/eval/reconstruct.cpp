@@ -91,16 +91,24 @@ std::vector<ReconstructPanels> reconstruct(InferenceModel& model, const std::vec
 
 Image make_grid(const std::vector<ReconstructPanels>& rows, int scale, int gap) {
   MAE_CHECK(!rows.empty() && scale >= 1 && gap >= 0);
-  const int S = rows[0].original.w, C = rows[0].original.c, Ps = S * scale, n = int(rows.size());
+  // Sizes from flags: computed in 64 bits and bounded before anything is allocated (a PNG side is < 2^31, and a
+  // picture people look at is far below kMaxGridSide).
+  constexpr int64_t kMaxGridSide = 32768;
+  const int64_t S = rows[0].original.w, n = int64_t(rows.size()), Ps = S * scale;
+  const int64_t W = 4 * Ps + 3 * int64_t(gap), H = n * Ps + (n - 1) * int64_t(gap);
+  if (W > kMaxGridSide || H > kMaxGridSide)
+    fail("the reconstruction grid would be ", W, "×", H, " px, over the limit of ", kMaxGridSide,
+         " px a side: lower --scale (", scale, "), --gap (", gap, ") or --num (", n, ")");
+  const int C = rows[0].original.c;
   Image g;
-  g.resize(4 * Ps + 3 * gap, n * Ps + (n - 1) * gap, C);
+  g.resize(int(W), int(H), C);
   std::fill(g.px.begin(), g.px.end(), uint8_t(255));
   for (int r = 0; r < n; r++) {
     const Image* panels[4] = {&rows[r].original, &rows[r].masked, &rows[r].recon, &rows[r].paste};
     for (int k = 0; k < 4; k++) {
       const Image& src = *panels[k];
       MAE_CHECK(src.w == S && src.h == S && src.c == C);
-      const int x0 = k * (Ps + gap), y0 = r * (Ps + gap);
+      const int x0 = k * int(Ps + gap), y0 = r * int(Ps + gap);
       for (int y = 0; y < Ps; y++)
         for (int x = 0; x < Ps; x++)
           for (int ch = 0; ch < C; ch++) g.at(y0 + y, x0 + x, ch) = src.at(y / scale, x / scale, ch);
