@@ -84,6 +84,16 @@ expect_error embed-bf16-cpu "--precision bf16 needs --device cuda" -- "$MAE" emb
   --output "$tmp/e.safetensors"
 expect_error knn-device "--device must be cpu or cuda, got 'gpu'" -- "$MAE" knn --device gpu --checkpoint x
 expect_error finetune-bf16-cpu "--precision bf16 needs --device cuda" -- "$MAE" finetune --precision bf16 --epochs 1
+# model configs with no sane size (they used to overflow int and write out of bounds): refused before allocating
+rewrite "$W" "$tmp/hugegrid.safetensors" "c = json.loads(h['__metadata__']['config']); c.update(img_size=92682, patch_size=1); h['__metadata__']['config'] = json.dumps(c)"
+expect_error config-huge-grid "hugegrid.safetensors: invalid model config: img_size must be ≤ 8192" -- fwd "$tmp/hugegrid.safetensors" "$IN"
+expect_error config-init-huge-grid "invalid model config: img_size must be ≤ 8192" -- "$MAE" init --output "$OUT" \
+  --config '{"img_size":92682,"patch_size":1,"in_chans":1,"embed_dim":64,"depth":1,"num_heads":4}'
+expect_error config-int-overflow "'embed_dim' = 99999999999 is out of range" -- "$MAE" init --output "$OUT" \
+  --config '{"img_size":224,"patch_size":16,"in_chans":3,"embed_dim":99999999999,"depth":1,"num_heads":4}'
+expect_error config-too-many-params "parameters; at most 2\\^32" -- "$MAE" init --output "$OUT" \
+  --config '{"img_size":224,"patch_size":16,"in_chans":3,"embed_dim":16384,"depth":256,"num_heads":16}'
+
 # flags that size the reconstruction grid: bounded in 64 bits before anything is allocated (they used to overflow)
 $PY "$SRC/tools/make_tiny_idx.py" "$tmp/idx" --n 8 --n_test 8 >/dev/null
 for f in "--gap 1431655765" "--scale 153391690"; do

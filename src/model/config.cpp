@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -24,8 +26,26 @@ void ModelConfig::validate(const std::string& where) const {
                                                        std::to_string(decoder_num_heads));
   // The 2-D sin-cos table splits channels in half (h, w) and each half into sin/cos.
   need(embed_dim % 4 == 0 && decoder_embed_dim % 4 == 0, "embed_dim and decoder_embed_dim must be multiples of 4");
-  need(mlp_ratio > 0 && mlp_hidden() > 0, "mlp_ratio must be positive");
-  need(ln_eps > 0, "ln_eps must be positive");
+  need(mlp_ratio > 0 && mlp_ratio <= 64, "mlp_ratio must be in (0, 64]");
+  need(mlp_hidden() > 0, "mlp_ratio × embed_dim must be ≥ 1");
+  need(ln_eps > 0 && ln_eps <= 1, "ln_eps must be in (0, 1]");
+  // Upper bounds, so that a config read from a file cannot overflow an int size or ask for absurd memory: every
+  // size below fits in int with room, and products are taken in 64 bits. ViT-H/14 at 448 px (1024 tokens, 1280
+  // wide, 32 deep, ~630 M parameters) is well inside them.
+  need(img_size <= 8192 && in_chans <= 64, "img_size must be ≤ 8192 and in_chans ≤ 64");
+  const int64_t grid = img_size / patch_size, tokens = grid * grid;
+  need(tokens <= 16384, "img_size / patch_size = " + std::to_string(grid) + " gives " + std::to_string(tokens) +
+                            " patches; at most 16384 (a 128×128 grid)");
+  need(int64_t(patch_size) * patch_size * in_chans <= 65536, "patch_size² × in_chans must be ≤ 65536");
+  need(embed_dim <= 16384 && decoder_embed_dim <= 16384, "embed_dim and decoder_embed_dim must be ≤ 16384");
+  need(depth <= 256 && decoder_depth <= 256, "depth and decoder_depth must be ≤ 256");
+  need(num_heads <= embed_dim && decoder_num_heads <= decoder_embed_dim, "more heads than channels");
+  auto block = [](int64_t d, int64_t hidden) { return 4 * d * d + 2 * d * hidden + 9 * d + hidden; };
+  const int64_t n_params = int64_t(depth) * block(embed_dim, int64_t(embed_dim * mlp_ratio)) +
+                           int64_t(decoder_depth) * block(decoder_embed_dim, int64_t(decoder_embed_dim * mlp_ratio)) +
+                           (tokens + 1) * (int64_t(embed_dim) + decoder_embed_dim) +
+                           int64_t(patch_size) * patch_size * in_chans * (embed_dim + decoder_embed_dim);
+  need(n_params <= (int64_t(1) << 32), "about " + std::to_string(n_params) + " parameters; at most 2^32");
 }
 
 namespace {
@@ -95,7 +115,10 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& where) 
   auto get_int = [&](const char* k, int& v) {
     if (!j.contains(k)) return;
     if (!j[k].is_number_integer()) fail(where, ": config key '", k, "' must be an integer");
-    v = j[k].get<int>();
+    const int64_t x = j[k].is_number_unsigned() ? int64_t(std::min<uint64_t>(j[k].get<uint64_t>(), INT64_MAX))
+                                                : j[k].get<int64_t>();
+    if (x < 0 || x > 1000000) fail(where, ": config key '", k, "' = ", x, " is out of range (0..1000000)");
+    v = int(x);
   };
   get_int("img_size", c.img_size);
   get_int("patch_size", c.patch_size);
