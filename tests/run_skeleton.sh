@@ -171,6 +171,8 @@ kill -9 $pid; wait $pid 2>/dev/null
 "$MAE" "${pre[@]}" --epochs 2 --accum_iter 3 --output_dir "$tmp/acc" --resume auto >"$tmp/out" 2>&1
 [ ! -e "$tmp/acc/checkpoint-last.safetensors.tmp.4194999" ] && grep -q "removed checkpoint-last.safetensors.tmp" "$tmp/out" &&
   ok "a stale temp file is removed (and said) by the next run on the folder" || bad "stale temp file: $(ls "$tmp/acc")"
+"$MAE" "${pre[@]}" --output_dir "$tmp/acc" --overwrite --max_steps 2 2>/dev/null && [ "$(wc -l <"$tmp/acc/log.txt")" = 0 ] &&
+  ok "--overwrite starts a new run over a finished one" || bad "--overwrite: $(cat "$tmp/acc/log.txt")"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

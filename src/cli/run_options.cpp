@@ -62,6 +62,9 @@ std::shared_ptr<RunCli> add_run_options(CLI::App* c, RunArgs& a) {
   c->add_option("--log_dir,--log-dir", a.log_dir,
                 "log.txt, metrics.jsonl, curves and TensorBoard event files (default: output_dir)");
   c->add_option("--resume", a.resume, "Checkpoint of this command to continue from, or 'auto' (newest in output_dir)");
+  c->add_flag("--overwrite", a.overwrite,
+              "Start a new run in an --output_dir that holds another run's log and checkpoints, replacing them "
+              "(without it such a run is refused)");
   c->add_option("--start_epoch,--start-epoch", a.start_epoch, "Epoch to start at when not resuming (-1: 0)")
       ->capture_default_str();
   c->add_option("--save_every,--save-every", a.save_every, "Also keep checkpoint-<epoch> every N epochs (0: never)")

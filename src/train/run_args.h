@@ -26,6 +26,7 @@ struct RunArgs {
   std::string output_dir = "./output_dir";
   std::string log_dir;  // log.txt, metrics.jsonl, curves, TensorBoard events; "" = output_dir
   std::string resume;   // a checkpoint of the same command, "auto" (the newest in output_dir), or ""
+  bool overwrite = false;  // a new run may replace the records of another run in output_dir
   int start_epoch = -1; // -1: from the checkpoint (or 0)
   // checkpoint cadence: checkpoint-last at every epoch end, and
   int save_every = 1;             // checkpoint-<epoch> every N epochs (0: never)

@@ -119,11 +119,11 @@ RunDir::RunDir(const RunArgs& a, bool writer)
   if (logs_ != out_) make_writable_dir(logs_, "--log_dir");
   locks_.push_back(lock_folder(out_, "--output_dir"));
   if (logs_ != out_) locks_.push_back(lock_folder(logs_, "--log_dir"));
-  if (a.resume.empty()) {
+  if (a.resume.empty() && !a.overwrite) {
     const std::vector<std::string> found = records_in(out_, logs_);
     if (!found.empty())
       fail("--output_dir ", out_, " already holds a run (", nlohmann::json(found).dump(), "): continue it with "
-           "--resume auto, or choose another --output_dir (a new run never overwrites another run's records)");
+           "--resume auto, choose another --output_dir, or replace it with --overwrite");
   }
   remove_stale_temps(out_);
 }
