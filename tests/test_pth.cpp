@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "io/name_map.h"
+#include "model/hf_config.h"
 #include "io/pickle.h"
 #include "io/pth.h"
 #include "io/safetensors.h"

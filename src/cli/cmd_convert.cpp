@@ -8,6 +8,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "io/name_map.h"
+#include "model/hf_config.h"
 #include "io/safetensors.h"
 #include "model/checkpoint_load.h"
 #include "model/params.h"
@@ -74,7 +75,7 @@ void run_convert(const ConvertArgs& a) {
   if (!w.has_decoder) meta["encoder_only"] = "1";
   if (a.to == "hf") {
     out = io::to_hf(std::move(out), a.input);
-    meta["hf_config"] = io::config_to_hf_json(cfg).dump();
+    meta["hf_config"] = config_to_hf_json(cfg).dump();
     order.clear();
     for (const auto& [name, t] : out) order.push_back(name);  // sorted, like the safetensors library writes
   }

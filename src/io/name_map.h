@@ -1,4 +1,5 @@
-// Hugging Face ViTMAE tensor names and config.json <-> the official MAE ones (docs/architecture.md §3).
+// Hugging Face ViTMAE tensor names <-> the official MAE ones (docs/architecture.md §3); the config.json side is
+// model/hf_config.h.
 //
 //   official                              Hugging Face (ViTMAEForPreTraining; ViTMAEModel files lack "vit.")
 //   cls_token                             vit.embeddings.cls_token
@@ -17,10 +18,7 @@
 #pragma once
 #include <string>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "io/pth.h"  // TensorMap
-#include "model/config.h"
 
 namespace mae::io {
 
@@ -34,14 +32,5 @@ NameStyle detect_style(const TensorMap& m, const std::string& where);
 TensorMap to_official(TensorMap hf, const std::string& where);
 // official -> HF (with the "vit." prefix, which both ViTMAEModel and ViTMAEForPreTraining load): splits qkv.
 TensorMap to_hf(TensorMap official, const std::string& where);
-
-// An HF ViTMAEConfig (config.json). image_size/patch_size may be ints or [h, w] pairs with h == w; the encoder and
-// decoder must share one MLP ratio (intermediate_size / hidden_size), hidden_act must be "gelu" (exact erf) and
-// qkv_bias true, as in MAE. Missing keys take HF's defaults (layer_norm_eps 1e-12 among them). If mask_ratio is
-// given, *mask_ratio receives it.
-ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& where, double* mask_ratio = nullptr);
-nlohmann::json config_to_hf_json(const ModelConfig& c, double mask_ratio = 0.75);
-// True if `j` looks like an HF config (it has "hidden_size" or model_type "vit_mae").
-bool is_hf_config(const nlohmann::json& j);
 
 }  // namespace mae::io

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/name_map.h"
+#include "model/hf_config.h"
 #include "io/safetensors.h"
 #include "io/zip_reader.h"
 
@@ -62,7 +63,7 @@ std::string read_text(const std::string& path) {
 }
 
 ModelConfig config_from_any_json(const nlohmann::json& j, const std::string& where) {
-  return io::is_hf_config(j) ? io::config_from_hf_json(j, where) : config_from_json(j, where);
+  return is_hf_config(j) ? config_from_hf_json(j, where) : config_from_json(j, where);
 }
 
 // Presets whose every encoder (and, if present, decoder) tensor has the shape found in the file.
@@ -151,11 +152,11 @@ LoadedWeights load_weights_any(const std::string& path, const std::string& model
     w.config = config_from_json(parse_json(meta["config"], path + ": metadata \"config\""), path);
     w.config_source = "the file's metadata";
   } else if (meta.count("hf_config")) {
-    w.config = io::config_from_hf_json(parse_json(meta["hf_config"], path + ": metadata \"hf_config\""), path);
+    w.config = config_from_hf_json(parse_json(meta["hf_config"], path + ": metadata \"hf_config\""), path);
     w.config_source = "the file's metadata (hf_config)";
   } else if (const std::string beside = folder_of(path) + "/config.json";
              style == io::NameStyle::HF && std::ifstream(beside).good()) {
-    w.config = io::config_from_hf_json(parse_json(read_text(beside), beside), beside);
+    w.config = config_from_hf_json(parse_json(read_text(beside), beside), beside);
     w.config_source = beside;
   } else if (args.count("model") && is_preset(args["model"])) {
     // A training checkpoint of main_pretrain.py: args.model, args.input_size, args.norm_pix_loss.

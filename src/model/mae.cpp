@@ -317,7 +317,7 @@ template <class Bk> double MaeModel<Bk>::forward_flops() const {
   return f;
 }
 
-#ifndef MAE_MODEL_TEMPLATES_ONLY  // set by ops/cuda/model_cuda.cpp, which instantiates the CUDA model
+#ifndef MAE_MODEL_TEMPLATES_ONLY  // set by model/model_cuda.cpp, which instantiates the CUDA model
 template class MaeModel<CpuBackend<float>>;
 template class MaeModel<CpuBackend<double>>;
 template class MaeModel<RefBackend<float>>;

@@ -222,7 +222,7 @@ template <class Bk> double VitClassifier<Bk>::forward_flops(int B) const {
   return 2.0 * B * L_ * Cpp * D_ + blocks_.forward_flops(B) + 2.0 * B * D_ * NC_;
 }
 
-#ifndef MAE_MODEL_TEMPLATES_ONLY  // set by ops/cuda/model_cuda.cpp, which instantiates the CUDA model
+#ifndef MAE_MODEL_TEMPLATES_ONLY  // set by model/model_cuda.cpp, which instantiates the CUDA model
 template class VitClassifier<CpuBackend<float>>;
 template class VitClassifier<CpuBackend<double>>;
 template class VitClassifier<RefBackend<float>>;

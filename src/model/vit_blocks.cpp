@@ -192,7 +192,7 @@ template <class Bk> double BlockStack<Bk>::forward_flops(int B) const {
   return depth() * (2 * N * W * (3 * W + W + 2 * hid) + 2 * 2 * double(B) * Tn_ * Tn_ * W);
 }
 
-#ifndef MAE_MODEL_TEMPLATES_ONLY  // set by ops/cuda/model_cuda.cpp, which instantiates the CUDA model
+#ifndef MAE_MODEL_TEMPLATES_ONLY  // set by model/model_cuda.cpp, which instantiates the CUDA model
 template class BlockStack<CpuBackend<float>>;
 template class BlockStack<CpuBackend<double>>;
 template class BlockStack<RefBackend<float>>;

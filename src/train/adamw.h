@@ -1,7 +1,10 @@
 // AdamW over the flat parameter buffer with the official parameter groups (ParamSpec::decay): one fused
 // update pass per tensor, weight decay only where the official optim_factory.add_weight_decay applies it.
 #pragma once
+#include <vector>
+
 #include "model/params.h"
+#include "ops/adamw_segment.h"
 
 namespace mae {
 
@@ -16,7 +19,12 @@ template <class Bk>
 void adamw_step(const ParamList& list, typename Bk::T* params, typename Bk::T* m, typename Bk::T* v,
                 const typename Bk::T* grads, float lr, const AdamWConfig& cfg, long t) {
   if constexpr (requires { &Bk::adamw_step_flat; }) {  // a backend with one kernel over the flat buffer (CUDA)
-    Bk::adamw_step_flat(list, params, m, v, grads, lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, t);
+    // Rebuilt every call (a few hundred entries): a cache keyed on the list's address could outlive the list.
+    thread_local std::vector<AdamWSegment> segs;
+    segs.clear();
+    for (const auto& s : list.specs) segs.push_back({s.offset, s.numel, s.decay});
+    Bk::adamw_step_flat(segs.data(), int(segs.size()), &list, params, m, v, grads, lr, cfg.beta1, cfg.beta2, cfg.eps,
+                        cfg.weight_decay, t);
     return;
   }
   for (const auto& s : list.specs)

@@ -5,7 +5,6 @@
 #include <utility>
 #include <vector>
 
-#include "model/params.h"
 #include "ops/backend.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -58,16 +57,12 @@ template <class T_> struct CudaBackend : CudaMemory {
   static void graph_destroy(void* g) { cuda::graph_destroy(g); }
   static void graph_abort() { cuda::graph_abort(); }
 
-  // train/adamw.h uses this instead of one adamw_update per tensor: one kernel over the flat buffer.
-  static void adamw_step_flat(const ParamList& list, T* p, T* m, T* v, const T* g, float lr, float beta1,
-                              float beta2, float eps, float wd, long t) {
-    // Rebuilt every call (a few hundred entries): a cache keyed on the list's address could outlive the list;
-    // adamw_flat compares the contents with what is on the device and uploads only when they changed.
-    thread_local std::vector<cuda::AdamWSegment> segs;
-    segs.clear();
-    for (const auto& s : list.specs) segs.push_back({s.offset, s.numel, s.decay});
+  // train/adamw.h uses this instead of one adamw_update per tensor: one kernel over the flat buffer. `key` names
+  // the parameter list: its segments are cached on the device and re-uploaded only when they change.
+  static void adamw_step_flat(const AdamWSegment* segs, int nsegs, const void* key, T* p, T* m, T* v, const T* g,
+                              float lr, float beta1, float beta2, float eps, float wd, long t) {
     cuda::OpScope scope("adamw_flat");
-    cuda::adamw_flat(p, m, v, g, segs.data(), int(segs.size()), &list, lr, beta1, beta2, eps, wd, t);
+    cuda::adamw_flat(p, m, v, g, segs, nsegs, key, lr, beta1, beta2, eps, wd, t);
   }
 };
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/adamw_segment.h"
+
 namespace mae::cuda {
 #include "ops/op_decls.inc"
 }  // namespace mae::cuda
@@ -123,10 +125,7 @@ class OpScope {
 
 // AdamW over the whole flat buffer in ONE kernel: `segments` (offset, numel, decay?) from the ParamList, cached on
 // the device per list. Same per-element arithmetic as adamw_update.
-struct AdamWSegment {
-  size_t offset, numel;
-  bool decay;
-};
+using mae::AdamWSegment;
 void adamw_flat(float* p, float* m, float* v, const float* g, const AdamWSegment* segs, int nsegs, const void* key,
                 float lr, float beta1, float beta2, float eps, float wd, long t);
 

@@ -1,6 +1,6 @@
 // The models on the CUDA backend: explicit instantiations of BlockStack, MaeModel and VitClassifier for
 // CudaBackend<float>.
-// Compiled only with MAE_CUDA (CMake adds src/ops/cuda/*.cpp to maecore then). Plain C++: the kernels are behind
+// Compiled only with MAE_CUDA (CMakeLists.txt adds this file to maecore then). Plain C++: the kernels are behind
 // ops_cuda.h.
 #define MAE_MODEL_TEMPLATES_ONLY  // the included .cpp files skip their own (CPU) instantiations
 #include "model/vit_blocks.cpp"
