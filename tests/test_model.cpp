@@ -165,6 +165,30 @@ TEST(Model, NowaitAndGraphStepEqualPlainStep) {
   }
 }
 
+// ModelMode::inference: no gradients, no backward buffers, one activation set per block stack — and the same
+// forward (loss, pred, encoder latent) bit for bit, twice in a row (the shared activations leave no trace).
+TEST(Model, InferenceModeSameForwardLessMemory) {
+  const ModelConfig c = tiny(true);
+  MaeModel<CpuBackend<float>> tr(c, 2, 0.75), inf(c, 2, 0.75, ModelMode::inference);
+  randomize(tr, 5);
+  std::copy_n(tr.params_data(), tr.params().total, inf.params_data());
+  EXPECT_EQ(inf.grads_data(), nullptr);
+  EXPECT_LT(inf.activation_elements(), tr.activation_elements());  // (ViT-B: 2.8 GB → 1.3 GB peak RSS in mae embed)
+  const size_t np = size_t(2) * (1 + c.num_patches()) * c.patch_dim();
+  for (unsigned seed : {4u, 9u, 4u}) {
+    const Batch bt = make_batch(c, 2, seed);
+    const std::vector<float> imgs(bt.imgs.begin(), bt.imgs.end());
+    EXPECT_EQ(tr.forward(imgs.data(), bt.noise.data()), inf.forward(imgs.data(), bt.noise.data()));
+    EXPECT_EQ(std::vector<float>(tr.pred(), tr.pred() + np), std::vector<float>(inf.pred(), inf.pred() + np));
+    const size_t nl = size_t(2) * (1 + tr.len_keep()) * c.embed_dim;
+    const float* lt = tr.forward_encoder(imgs.data(), bt.noise.data());
+    const std::vector<float> a(lt, lt + nl);
+    const float* li = inf.forward_encoder(imgs.data(), bt.noise.data());
+    EXPECT_EQ(a, std::vector<float>(li, li + nl));
+  }
+  EXPECT_THROW(inf.backward(), mae::Error);
+}
+
 // mae bench --profile on the CPU: with profiling on, every op call of a step is counted under its name (attention
 // once per block each way; the encoder and decoder stacks together); off, nothing is recorded.
 TEST(Model, OpProfileCountsEveryCall) {

@@ -40,7 +40,7 @@ struct ForwardResult {
 template <class Bk>
 ForwardResult forward_on(const ModelConfig& cfg, const LoadedWeights& w, const std::vector<float>& imgs,
                          const std::vector<float>& noise, int B, double mask_ratio, bool backward) {
-  MaeModel<Bk> m(cfg, B, mask_ratio);
+  MaeModel<Bk> m(cfg, B, mask_ratio, backward ? ModelMode::train : ModelMode::inference);
   const size_t np = m.params().total;
   std::vector<float> host(np, 0.0f);
   fill_params(w, m.params(), host.data(), true);

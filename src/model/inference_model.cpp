@@ -16,7 +16,8 @@ namespace {
 
 template <class Bk> class InferenceModelOn final : public InferenceModel {
  public:
-  InferenceModelOn(const ModelConfig& cfg, int batch, double mask_ratio) : m_(cfg, batch, mask_ratio) {}
+  InferenceModelOn(const ModelConfig& cfg, int batch, double mask_ratio)
+      : m_(cfg, batch, mask_ratio, ModelMode::inference) {}
 
   const ModelConfig& config() const override { return m_.config(); }
   const ParamList& params() const override { return m_.params(); }

@@ -16,8 +16,8 @@ namespace mae {
 template <class Bk> constexpr bool kHostBackend = std::is_base_of_v<HostMemory, Bk>;
 
 template <class Bk>
-MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio)
-    : cfg_(cfg), plist_(make_mae_params(cfg)), B_(batch), mask_ratio_(mask_ratio) {
+MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, ModelMode mode)
+    : cfg_(cfg), mode_(mode), plist_(make_mae_params(cfg)), B_(batch), mask_ratio_(mask_ratio) {
   cfg_.validate("model");
   if (batch <= 0) fail("batch size must be positive, got ", batch);
   if (!(mask_ratio >= 0.0 && mask_ratio < 1.0)) fail("mask_ratio must be in [0, 1), got ", mask_ratio);
@@ -29,9 +29,10 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio)
   const size_t B = B_, L = L_, K = K_, P = P_;
 
   params_ = Bk::template alloc<T>(plist_.total);
-  grads_ = Bk::template alloc<T>(plist_.total);
+  const bool train = mode == ModelMode::train;
+  if (train) grads_ = Bk::template alloc<T>(plist_.total);
   auto pp = [&](const char* n) { return params_ + plist_.find(n).offset; };
-  auto gp = [&](const char* n) { return grads_ + plist_.find(n).offset; };
+  auto gp = [&](const char* n) { return train ? grads_ + plist_.find(n).offset : nullptr; };
   patch_w_ = pp("patch_embed.proj.weight"), g_patch_w_ = gp("patch_embed.proj.weight");
   patch_b_ = pp("patch_embed.proj.bias"), g_patch_b_ = gp("patch_embed.proj.bias");
   cls_ = pp("cls_token"), g_cls_ = gp("cls_token");
@@ -56,30 +57,32 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio)
   req.push_back({&patches_, B * L * C * cfg.patch_size * cfg.patch_size});
   req.push_back({&tok_, B * L * D});
   req.push_back({&x0_, B * (1 + K) * D});
-  enc_.plan(req, B_, 1 + K_);
+  enc_.plan(req, B_, 1 + K_, mode);
   req.push_back({&enc_out_, B * (1 + K) * D});
   req.push_back({&enc_mean_, B * (1 + K)});
   req.push_back({&enc_rstd_, B * (1 + K)});
   req.push_back({&y_, B * (1 + K) * E});
   req.push_back({&z0_, B * (1 + L) * E});
-  dec_.plan(req, B_, 1 + L_);
+  dec_.plan(req, B_, 1 + L_, mode);
   req.push_back({&dn_, B * (1 + L) * E});
   req.push_back({&dn_mean_, B * (1 + L)});
   req.push_back({&dn_rstd_, B * (1 + L)});
   req.push_back({&pred_, B * (1 + L) * P});
   req.push_back({&target_, B * L * P});
   req.push_back({&mask_, B * L});
-  // backward scratch, shared by both streams (max of the two)
+  // block scratch (forward too) and backward buffers, shared by both streams (max of the two)
   const size_t nE = B * (1 + K), nD = B * (1 + L);
   auto need = enc_.scratch_size();
   need.merge(dec_.scratch_size());
-  req.push_back({&d_res_, need.nd});
   scratch_.plan(req, need);
-  req.push_back({&d_pred_, nD * P});
-  req.push_back({&d_dn_, nD * E});
-  req.push_back({&d_y_, nE * E});
-  req.push_back({&d_enc_, nE * D});
-  req.push_back({&d_tok_, B * L * D});
+  if (train) {
+    req.push_back({&d_res_, need.nd});
+    req.push_back({&d_pred_, nD * P});
+    req.push_back({&d_dn_, nD * E});
+    req.push_back({&d_y_, nE * E});
+    req.push_back({&d_enc_, nE * D});
+    req.push_back({&d_tok_, B * L * D});
+  }
   arena_ = allocate_arena<Bk>(req, &act_total_);
   enc_.use_scratch(&scratch_);
   dec_.use_scratch(&scratch_);
@@ -154,7 +157,10 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
   if constexpr (!kHostBackend<Bk>) Bk::upload(params_, staging.data(), staging.size());
 }
 
-template <class Bk> void MaeModel<Bk>::zero_grad() { Bk::zero(grads_, plist_.total); }
+template <class Bk> void MaeModel<Bk>::zero_grad() {
+  MAE_CHECK(grads_ != nullptr, "MaeModel::zero_grad on an inference model");
+  Bk::zero(grads_, plist_.total);
+}
 
 // x, mask, ids_restore = self.random_masking(x, mask_ratio)   (noise given; it depends on nothing else, so it runs
 // first and a CUDA graph of the rest sees fixed device buffers)
@@ -272,6 +278,7 @@ template <class Bk> void MaeModel<Bk>::forward_device(const T* imgs) {
 }
 
 template <class Bk> void MaeModel<Bk>::backward(T dloss) {
+  MAE_CHECK(mode_ == ModelMode::train, "MaeModel::backward on an inference model");
   const ModelConfig& c = cfg_;
   const int D = c.embed_dim, E = c.decoder_embed_dim, p = c.patch_size, C = c.in_chans, Cpp = C * p * p;
   const int nE = B_ * (1 + K_), nD = B_ * (1 + L_);

@@ -17,12 +17,14 @@ template <class Bk> class MaeModel {
  public:
   using T = typename Bk::T;
 
-  MaeModel(const ModelConfig& cfg, int batch, double mask_ratio);
+  // ModelMode::inference: forward only (no gradients, no backward buffers, one activation set per block stack).
+  MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, ModelMode mode = ModelMode::train);
   ~MaeModel();
   MaeModel(const MaeModel&) = delete;
   MaeModel& operator=(const MaeModel&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
+  ModelMode mode() const { return mode_; }
   const ParamList& params() const { return plist_; }
   int batch() const { return B_; }
   double mask_ratio() const { return mask_ratio_; }
@@ -75,6 +77,7 @@ template <class Bk> class MaeModel {
 
  private:
   ModelConfig cfg_;
+  ModelMode mode_;
   ParamList plist_;
   int B_, L_, K_, P_;
   double mask_ratio_;

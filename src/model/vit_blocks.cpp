@@ -1,5 +1,7 @@
 #include "model/vit_blocks.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/rng.h"
 #include "ops/backend.h"
@@ -20,7 +22,7 @@ void BlockStack<Bk>::bind(const ParamList& list, const std::string& prefix, int 
                      p("mlp.fc1.weight"),  p("mlp.fc1.bias"),   p("mlp.fc2.weight"),  p("mlp.fc2.bias")};
     };
     w_.push_back(ptrs(params));
-    g_.push_back(ptrs(grads));
+    if (grads) g_.push_back(ptrs(grads));
   }
 }
 
@@ -37,10 +39,13 @@ template <class Bk> double BlockStack<Bk>::block_rate(int i) const {
   return rate_ * double(i) / double(n - 1);
 }
 
-template <class Bk> void BlockStack<Bk>::plan(ArenaRequests<T>& req, int batch, int Tn) {
+template <class Bk> void BlockStack<Bk>::plan(ArenaRequests<T>& req, int batch, int Tn, ModelMode mode) {
   batch_ = batch, Tn_ = Tn;
   const size_t N = size_t(batch) * Tn, D = D_, Hd = hidden_;
-  a_.assign(w_.size(), Acts{});
+  // Inference: one set for all blocks (block i reads x = block i−1's xout for norm1 and the first residual, both
+  // before it writes its own xout: aliasing them is safe).
+  shared_acts_ = mode == ModelMode::inference;
+  a_.assign(shared_acts_ ? std::min<size_t>(w_.size(), 1) : w_.size(), Acts{});
   for (auto& a : a_) {
     req.push_back({&a.ln1_mean, N});
     req.push_back({&a.ln1_rstd, N});
@@ -100,7 +105,7 @@ template <class Bk> void BlockStack<Bk>::set_drop_scales(const T* host, int B) {
 template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int B, bool ln1_done) {
   MAE_CHECK(scratch_ != nullptr, "BlockStack::forward without scratch");
   const Weights& w = w_[size_t(i)];
-  const Acts& a = a_[size_t(i)];
+  const Acts& a = acts(i);
   const BlockScratch<T>& s = *scratch_;
   const int N = B * Tn_, D = D_, Hd = hidden_;
   const T* no_scale = nullptr;
@@ -117,7 +122,7 @@ template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int B,
   const T* sc = drops(i) ? scale(i, 1) : no_scale;
   if (i + 1 < depth()) {  // ... and lnout = the next block's norm1(xout)
     const Weights& wn = w_[size_t(i + 1)];
-    const Acts& an = a_[size_t(i + 1)];
+    const Acts& an = acts(i + 1);
     Bk::residual_layernorm_forward(a.xout, s.lnout, an.ln1_mean, an.ln1_rstd, a.xmid, a.xout, sc, wn.ln1w, wn.ln1b, B,
                                    Tn_, D, eps_);
   } else if (sc) {
@@ -132,7 +137,7 @@ template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int B,
 template <class Bk> void BlockStack<Bk>::block_backward(int i, const T* x, T* dres, int B) {
   const Weights& w = w_[size_t(i)];
   const Weights& g = g_[size_t(i)];
-  const Acts& a = a_[size_t(i)];
+  const Acts& a = acts(i);
   const BlockScratch<T>& s = *scratch_;
   const int N = B * Tn_, D = D_, Hd = hidden_;
   const size_t nd = size_t(N) * D, nh = size_t(N) * Hd, per = size_t(Tn_) * D;
@@ -176,15 +181,16 @@ template <class Bk> const typename Bk::T* BlockStack<Bk>::forward(const T* x0, i
   const T* x = x0;
   for (int i = 0; i < depth(); ++i) {
     block_forward(i, x, B, /*ln1_done=*/i > 0);
-    x = a_[size_t(i)].xout;
+    x = acts(i).xout;
   }
   return x;
 }
 
 template <class Bk> void BlockStack<Bk>::backward(const T* x0, T* dres, int B) {
   MAE_CHECK(scratch_ != nullptr, "BlockStack::backward without scratch");
+  MAE_CHECK(!shared_acts_ && g_.size() == w_.size(), "BlockStack::backward on an inference model");
   MAE_CHECK(!drop_path_active() || scratch_->branch != nullptr, "BlockStack::backward: no drop-path scratch");
-  for (int i = depth() - 1; i >= 0; --i) block_backward(i, i == 0 ? x0 : a_[size_t(i - 1)].xout, dres, B);
+  for (int i = depth() - 1; i >= 0; --i) block_backward(i, i == 0 ? x0 : acts(i - 1).xout, dres, B);
 }
 
 template <class Bk> double BlockStack<Bk>::forward_flops(int B) const {
