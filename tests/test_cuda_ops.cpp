@@ -604,7 +604,7 @@ TEST_F(Cuda, InferenceModelMatchesCpu) {
   cfg.decoder_embed_dim = 16, cfg.decoder_depth = 1, cfg.decoder_num_heads = 2, cfg.norm_pix_loss = true;
   const int B = 3, L = cfg.num_patches();
   for (double ratio : {0.0, 0.75}) {
-    auto c = make_inference_model(cfg, B, ratio, false), g = make_inference_model(cfg, B, ratio, true);
+    auto c = make_inference_model(cfg, B, ratio, DeviceSpec{}), g = make_inference_model(cfg, B, ratio, DeviceSpec{Device::cuda});
     c->init(5), g->init(5);
     const F imgs = rnd(size_t(B) * 3 * 16 * 16, 2), noise = uni(size_t(B) * L, 3, 0.f, 1.f);
     const size_t nl = size_t(B) * (1 + c->len_keep()) * cfg.embed_dim;

@@ -382,7 +382,7 @@ TEST_F(EvalFixture, EmbedGivesTheFeaturesOfKnnAndLinprobe) {
     ASSERT_EQ(rc, 0) << log;
     const std::vector<float> got = io::SafeTensorsReader(out.string()).read_f32("features");
     auto ds = open_dataset(data.string(), "test");
-    FrozenEncoder e(EncoderSpec{enc.string(), "", false, 0, false}, 16);
+    FrozenEncoder e(EncoderSpec{enc.string(), "", false, 0, {}}, 16);
     const FeatureSet want =
         extract_features(&e, *ds, probe_eval_transform(*ds, 28, 1), gp, 16, 0, "test features");
     ASSERT_EQ(got.size(), want.x.size());

@@ -15,9 +15,7 @@
 #include "model/weights.h"
 #include "ops/backend.h"
 #include "train/adamw.h"
-#ifdef MAE_CUDA
-#include "ops/cuda/backend_cuda.h"
-#endif
+#include "ops/dispatch.h"
 
 namespace mae::cli {
 namespace {
@@ -49,11 +47,7 @@ template <class F> double time_median(int warmup, int steps, F&& f) {
 }
 
 // Waits for queued device work (timings must cover it); nothing on host backends.
-template <class Bk> void sync() {
-#ifdef MAE_CUDA
-  if constexpr (std::is_same_v<Bk, CudaBackend<float>>) cuda::synchronize();
-#endif
-}
+template <class Bk> void sync() { Bk::synchronize(); }
 
 template <class Bk> void run_bench_on(const BenchArgs& a) {
   ModelConfig cfg;
@@ -117,14 +111,9 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
     m.forward(dimgs, noise.data() + size_t(i % nnoise) * B * L);
     sync<Bk>();
   });
-  double peak_dev_mib = 0;
+  const double peak_dev_mib = double(Bk::peak_allocated_bytes()) / (1 << 20);
   std::string blas = "OpenBLAS (OpenMP build)";
-#ifdef MAE_CUDA
-  if constexpr (std::is_same_v<Bk, CudaBackend<float>>) {
-    peak_dev_mib = double(cuda::peak_allocated_bytes()) / (1 << 20);
-    blas = "cuBLAS/cuBLASLt on " + cuda::device_name();
-  }
-#endif
+  if constexpr (!std::is_base_of_v<HostMemory, Bk>) blas = "cuBLAS/cuBLASLt on " + Bk::device_name();
   // Time per op over a few more training steps: events around each op on the GPU, wall time on the CPU.
   nlohmann::json prof = nlohmann::json::array();
   if (a.profile) {
@@ -137,10 +126,7 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
       for (const auto& t : report())
         prof.push_back({{"op", t.op}, {"ms_per_step", t.ms / k}, {"calls_per_step", double(t.calls) / k}});
     };
-#ifdef MAE_CUDA
-    if constexpr (std::is_same_v<Bk, CudaBackend<float>>) profiled(cuda::set_profiling, cuda::profile_report);
-#endif
-    if constexpr (std::is_base_of_v<HostMemory, Bk>) profiled(prof::set_on, prof::report);
+    profiled(Bk::set_profiling, Bk::profile_report);
   }
   const double flops = m.forward_flops();
   nlohmann::json r = {{"impl", "mae"},
@@ -193,13 +179,7 @@ void run_bench(const BenchArgs& a) {
   set_threads(a.threads);
   check_cuda_graph(a.cuda_graph, a.device);
   if (a.profile && a.cuda_graph) fail("--profile times ops one by one: it cannot see inside --cuda_graph");
-  if (select_device(a.device, a.precision)) {
-#ifdef MAE_CUDA
-    run_bench_on<CudaBackend<float>>(a);
-#endif
-  } else {
-    run_bench_on<CpuBackend<float>>(a);
-  }
+  with_backend(select_device(a.device, a.precision), [&]<class Bk>() { run_bench_on<Bk>(a); });
 }
 
 }  // namespace

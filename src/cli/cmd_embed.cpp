@@ -31,7 +31,7 @@ struct EmbedArgs {
 
 void run_embed(const EmbedArgs& a) {
   set_threads(a.threads);
-  const bool cuda = select_device(a.device, a.precision);
+  const DeviceSpec dev = select_device(a.device, a.precision);
   if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
   if (a.num_workers < 0) fail("--num_workers must be ≥ 0, got ", a.num_workers);
   if (!(a.crop_pct >= 0.0 && a.crop_pct <= 1.0)) fail("--crop_pct must be in (0, 1] (0: auto), got ", a.crop_pct);
@@ -59,7 +59,7 @@ void run_embed(const EmbedArgs& a) {
 
   const std::string what = a.global_pool ? "mean of the patch tokens of the latent after the encoder's norm"
                                          : "cls token of the latent after the encoder's norm";
-  auto model = pt.make_model(int(std::max<size_t>(1, std::min<size_t>(a.batch_size, N))), 0.0, cuda);
+  auto model = pt.make_model(int(std::max<size_t>(1, std::min<size_t>(a.batch_size, N))), 0.0, dev);
   Progress progress;
   const auto t0 = std::chrono::steady_clock::now();
   auto report = [&](size_t done, size_t total) {

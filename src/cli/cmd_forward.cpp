@@ -14,10 +14,8 @@
 #include "model/mae.h"
 #include "model/checkpoint_load.h"
 #include "model/weights.h"
+#include "ops/dispatch.h"
 #include "ops/backend.h"
-#ifdef MAE_CUDA
-#include "ops/cuda/backend_cuda.h"
-#endif
 
 namespace mae::cli {
 namespace {
@@ -67,7 +65,7 @@ ForwardResult forward_on(const ModelConfig& cfg, const LoadedWeights& w, const s
 
 void run_forward(const ForwardArgs& a) {
   set_threads(a.threads);
-  const bool on_cuda = select_device(a.device, a.precision);
+  const DeviceSpec dev = select_device(a.device, a.precision);
   // safetensors (ours or HF names) or an official .pth; the config from metadata or --model
   const LoadedWeights w = load_weights_any(a.checkpoint, a.model);
   ModelConfig cfg = w.config;
@@ -93,14 +91,9 @@ void run_forward(const ForwardArgs& a) {
     for (auto& x : noise) x = float(double(rng() >> 11) * 0x1.0p-53);
   }
 
-  ForwardResult r;
-  if (on_cuda) {
-#ifdef MAE_CUDA
-    r = forward_on<CudaBackend<float>>(cfg, w, imgs, noise, B, a.mask_ratio, a.backward);
-#endif
-  } else {
-    r = forward_on<CpuBackend<float>>(cfg, w, imgs, noise, B, a.mask_ratio, a.backward);
-  }
+  const ForwardResult r = with_backend(dev, [&]<class Bk>() {
+    return forward_on<Bk>(cfg, w, imgs, noise, B, a.mask_ratio, a.backward);
+  });
   const float loss = r.loss;
   const ParamList plist = make_mae_params(cfg);
 

@@ -9,7 +9,7 @@ namespace mae::cli {
 void add_knn(CLI::App& app) {
   auto a = std::make_shared<KnnArgs>();
   auto threads = std::make_shared<int>(0);
-  auto precision = std::make_shared<std::string>("fp32");
+  auto precision = std::make_shared<std::string>("fp32"), device = std::make_shared<std::string>("cpu");
   auto* c = app.add_subcommand("knn", "Weighted k-NN accuracy of frozen encoder features (train split = bank, test "
                                       "split = queries)");
   c->add_option("--checkpoint", a->checkpoint, "Encoder weights (.safetensors or .pth; a pretrain checkpoint works)");
@@ -30,14 +30,14 @@ void add_knn(CLI::App& app) {
   c->add_option("--seed", a->seed, "Seed of --random_init")->capture_default_str();
   c->add_option("--output_dir,--output-dir", a->output_dir, "Write knn.json here (default: write nothing)");
   c->add_option("--threads", *threads, "Compute threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
-  add_device_options(c, a->device, *precision);
-  c->callback([a, threads, precision, c, gp, cls] {
+  add_device_options(c, *device, *precision);
+  c->callback([a, threads, precision, device, c, gp, cls] {
     for (const CLI::Option* o : c->parse_order()) {
       if (o == gp) a->global_pool = true;
       if (o == cls) a->global_pool = false;
     }
     set_threads(*threads);
-    select_device(a->device, *precision);
+    a->device = select_device(*device, *precision);
     run_knn(*a);
   });
 }

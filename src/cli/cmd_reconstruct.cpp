@@ -54,7 +54,7 @@ void check_output_path(const std::string& out) {
 
 void run_reconstruct(const ReconstructArgs& a) {
   set_threads(a.threads);
-  const bool cuda = select_device(a.device, a.precision);
+  const DeviceSpec dev = select_device(a.device, a.precision);
   if (a.images.empty() == a.data_path.empty())
     fail("give the pictures either as --image FILE [FILE ...] or as --data_path DIR [--num N] (one of the two)");
   if (!(a.mask_ratio >= 0.0 && a.mask_ratio < 1.0)) fail("--mask_ratio must be in [0, 1), got ", a.mask_ratio);
@@ -116,7 +116,7 @@ void run_reconstruct(const ReconstructArgs& a) {
     ms += (c ? ", " : "") + std::to_string(pt.norm.mean[c]), ss += (c ? ", " : "") + std::to_string(pt.norm.std[c]);
   std::fprintf(stderr, "normalize: mean (%s) std (%s) — %s\n", ms.c_str(), ss.c_str(), pt.norm_source.c_str());
 
-  auto model = pt.make_model(std::min(n, 16), a.mask_ratio, cuda);
+  auto model = pt.make_model(std::min(n, 16), a.mask_ratio, dev);
   const auto rows = reconstruct(*model, crops, pt.norm, noise, norm_pix);
   const int scale = a.scale > 0 ? a.scale : default_scale(cfg.img_size);
   const Image grid = make_grid(rows, scale, a.gap);

@@ -1,29 +1,11 @@
 #include "cli/device.h"
 
 #include "core/error.h"
-#ifdef MAE_CUDA
-#include "ops/cuda/ops_cuda.h"
-#endif
 
 namespace mae::cli {
 
-bool select_device(const std::string& device, const std::string& precision) {
-  if (precision != "fp32" && precision != "bf16") fail("--precision must be fp32 or bf16, got '", precision, "'");
-  if (device == "cpu") {
-    if (precision != "fp32") fail("--precision ", precision, " needs --device cuda (the CPU backend computes in fp32)");
-    return false;
-  }
-  if (device != "cuda") fail("--device must be cpu or cuda, got '", device, "'");
-#ifdef MAE_CUDA
-  if (cuda::device_count() == 0) {
-    cuda::require_device();  // throws "no CUDA device found (<driver's reason>)"
-    fail("no CUDA device found");
-  }
-  cuda::set_precision(cuda::parse_precision(precision));
-  return true;
-#else
-  fail("--device cuda: this mae was built without CUDA (reconfigure with -DMAE_CUDA=ON on a machine with nvcc)");
-#endif
+DeviceSpec select_device(const std::string& device, const std::string& precision) {
+  return parse_device_spec(device, precision);
 }
 
 void add_device_options(CLI::App* c, std::string& device, std::string& precision) {

@@ -3,12 +3,12 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "ops/device_spec.h"
+
 namespace mae::cli {
 
-// "cpu" → false, "cuda" → true after checking that this build has the CUDA backend and that a device is present;
-// anything else, or cuda without either, throws mae::Error with the reason ("built without CUDA", "no CUDA device
-// found"). Also applies --precision (bf16 only with cuda).
-bool select_device(const std::string& device, const std::string& precision);
+// --device / --precision → the run's DeviceSpec (ops/device_spec.h: the same errors for every command).
+DeviceSpec select_device(const std::string& device, const std::string& precision);
 
 // Adds --device and --precision to a subcommand.
 void add_device_options(CLI::App* c, std::string& device, std::string& precision);

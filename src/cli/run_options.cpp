@@ -93,7 +93,7 @@ std::shared_ptr<RunCli> add_run_options(CLI::App* c, RunArgs& a) {
   return r;
 }
 
-void start_run(const RunCli& r, const RunArgs& a) {
+void start_run(const RunCli& r, RunArgs& a) {
   if (dist::is_root())
     for (const auto& n : r.ignored) std::fprintf(stderr, "note: %s\n", n.c_str());
   // torchrun / torch.distributed.launch set WORLD_SIZE for processes that then each run alone here: refuse, or N
@@ -102,7 +102,7 @@ void start_run(const RunCli& r, const RunArgs& a) {
     fail("launched by torchrun / torch.distributed (WORLD_SIZE=", ws, ") but mae's processes meet through MPI: run "
          "`mpirun -np ", ws, " mae ...` (or under SLURM `srun --mpi=pmix -n ", ws, " mae ...`)");
   set_threads(r.threads);
-  select_device(a.device, r.precision);  // "built without CUDA" / "no CUDA device found" before any work
+  a.spec = select_device(a.device, r.precision);  // "built without CUDA" / "no CUDA device found" before any work
 }
 
 void exit_if_preempted(bool preempted) {

@@ -49,7 +49,7 @@ FrozenEncoder::FrozenEncoder(const EncoderSpec& spec, int batch) : batch_(batch)
     fail("no encoder: give --checkpoint (or --model NAME with --random_init)");
   }
   cfg_.validate(have_file ? spec.checkpoint : "--model " + spec.model);
-  model_ = make_inference_model(cfg_, batch, 0.0, spec.cuda);
+  model_ = make_inference_model(cfg_, batch, 0.0, spec.device);
   host_params_.assign(model_->params().total, 0.0f);
   if (spec.random_init) {
     // The same initialisation `mae pretrain --seed` starts from (step 0 of pretraining).

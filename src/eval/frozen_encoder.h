@@ -15,6 +15,7 @@
 #include "eval/features.h"
 #include "model/config.h"
 #include "model/inference_model.h"
+#include "ops/device_spec.h"
 
 namespace mae {
 
@@ -23,7 +24,7 @@ struct EncoderSpec {
   std::string model;         // preset name: overrides the file's config (and is enough for random_init alone)
   bool random_init = false;  // official initialize_weights() from `seed` instead of the file's weights
   uint64_t seed = 0;
-  bool cuda = false;         // run the encoder on the GPU (--device cuda)
+  DeviceSpec device;         // where the encoder runs (--device/--precision, parsed by the CLI)
 };
 
 class FrozenEncoder {

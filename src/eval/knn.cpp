@@ -119,7 +119,7 @@ KnnResult run_knn(const KnnArgs& a) {
     feature = "raw pixels (normalised image, " + std::to_string(tc.channels * size * size) + "-d)";
     source = "no model";
   } else {
-    EncoderSpec spec{a.checkpoint, a.model, a.random_init, a.seed, a.device == "cuda"};
+    EncoderSpec spec{a.checkpoint, a.model, a.random_init, a.seed, a.device};
     enc = std::make_unique<FrozenEncoder>(spec, a.batch_size);
     check_encoder_fits_data(enc->config(), a.checkpoint.empty() ? "--model " + a.model : a.checkpoint, *train);
     tc = probe_eval_transform(*train, enc->config().img_size, enc->config().in_chans);

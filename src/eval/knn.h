@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/device_spec.h"
+
 namespace mae {
 
 struct KnnResult {
@@ -37,7 +39,7 @@ struct KnnArgs {
   bool random_init = false;
   uint64_t seed = 0;
   std::string output_dir;  // "" = write nothing
-  std::string device = "cpu";  // "cuda": the encoder forward on the GPU (select_device has checked it)
+  DeviceSpec device;  // where the encoder runs (parsed by the CLI)
 };
 
 // The whole `mae knn`: features of the train split (the bank) and the test split, then the vote. Prints the result

@@ -6,9 +6,7 @@
 #include "model/mae.h"
 #include "ops/backend.h"
 #include "ops/staged.h"
-#ifdef MAE_CUDA
-#include "ops/cuda/backend_cuda.h"
-#endif
+#include "ops/dispatch.h"
 
 namespace mae {
 
@@ -16,8 +14,8 @@ namespace {
 
 template <class Bk> class InferenceModelOn final : public InferenceModel {
  public:
-  InferenceModelOn(const ModelConfig& cfg, int batch, double mask_ratio)
-      : m_(cfg, batch, mask_ratio, ModelMode::inference) {}
+  InferenceModelOn(const ModelConfig& cfg, int batch, double mask_ratio, Precision precision)
+      : m_(cfg, batch, mask_ratio, ModelMode::inference), precision_(precision) {}
 
   const ModelConfig& config() const override { return m_.config(); }
   const ParamList& params() const override { return m_.params(); }
@@ -32,6 +30,7 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
   void init(uint64_t seed) override { m_.init(seed); }
 
   float forward(const float* imgs, const float* noise) override {
+    const typename Bk::PrecisionScope scope(precision_);  // the object outlives the dispatch that made it
     const float loss = m_.forward(input(imgs), noise);
     const ModelConfig& c = m_.config();
     const size_t B = size_t(m_.batch()), L = size_t(c.num_patches());
@@ -43,6 +42,7 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
   const float* mask() override { return mask_; }
 
   const float* forward_encoder(const float* imgs, const float* noise) override {
+    const typename Bk::PrecisionScope scope(precision_);
     const float* lat = m_.forward_encoder(input(imgs), noise);
     return on_host<Bk>(lat, size_t(m_.batch()) * (1 + m_.len_keep()) * size_t(m_.config().embed_dim), latent_mirror_);
   }
@@ -54,6 +54,7 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
   }
 
   MaeModel<Bk> m_;
+  const Precision precision_;
   Staged<Bk> imgs_;                                            // the batch in the backend's memory
   const float *pred_ = nullptr, *mask_ = nullptr;              // results of the last forward, host
   std::vector<float> pred_mirror_, mask_mirror_, latent_mirror_;  // device backends: downloaded results
@@ -61,15 +62,11 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
 
 }  // namespace
 
-std::unique_ptr<InferenceModel> make_inference_model(const ModelConfig& cfg, int batch, double mask_ratio, bool cuda) {
-  if (cuda) {
-#ifdef MAE_CUDA
-    return std::make_unique<InferenceModelOn<CudaBackend<float>>>(cfg, batch, mask_ratio);
-#else
-    fail("--device cuda: this mae was built without CUDA");
-#endif
-  }
-  return std::make_unique<InferenceModelOn<CpuBackend<float>>>(cfg, batch, mask_ratio);
+std::unique_ptr<InferenceModel> make_inference_model(const ModelConfig& cfg, int batch, double mask_ratio,
+                                                     const DeviceSpec& spec) {
+  return with_backend(spec, [&]<class Bk>() -> std::unique_ptr<InferenceModel> {
+    return std::make_unique<InferenceModelOn<Bk>>(cfg, batch, mask_ratio, spec.precision);
+  });
 }
 
 }  // namespace mae

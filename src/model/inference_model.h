@@ -7,6 +7,7 @@
 
 #include "model/config.h"
 #include "model/params.h"
+#include "ops/device_spec.h"
 
 namespace mae {
 
@@ -35,8 +36,8 @@ class InferenceModel {
   virtual const float* forward_encoder(const float* imgs, const float* noise) = 0;
 };
 
-// cuda: the GPU backend (select_device has checked the build and the device); otherwise the CPU.
+// On the backend of `spec` (ops/dispatch.h), built for inference (no gradients), computing at its precision.
 std::unique_ptr<InferenceModel> make_inference_model(const ModelConfig& cfg, int batch, double mask_ratio,
-                                                     bool cuda = false);
+                                                     const DeviceSpec& spec = {});
 
 }  // namespace mae

@@ -81,8 +81,9 @@ Pretrained load_pretrained(const std::string& path, const std::string& model_nam
   return p;
 }
 
-std::unique_ptr<InferenceModel> Pretrained::make_model(int batch, double mask_ratio, bool cuda) const {
-  auto m = make_inference_model(config, batch, mask_ratio, cuda);
+std::unique_ptr<InferenceModel> Pretrained::make_model(int batch, double mask_ratio,
+                                                       const DeviceSpec& device) const {
+  auto m = make_inference_model(config, batch, mask_ratio, device);
   MAE_CHECK(m->params().total == params.size());
   m->set_params(params.data());
   return m;

@@ -21,7 +21,7 @@ struct Pretrained {
 
   // A model holding these weights, for `batch` images at `mask_ratio` (0: every patch kept, for features), on the
   // CPU or (cuda) the GPU.
-  std::unique_ptr<InferenceModel> make_model(int batch, double mask_ratio, bool cuda = false) const;
+  std::unique_ptr<InferenceModel> make_model(int batch, double mask_ratio, const DeviceSpec& device = {}) const;
 };
 
 // need_decoder: reconstruct needs one; an encoder-only file (mae_pretrain_vit_*.pth, or decoder* dropped) is then an

@@ -5,7 +5,9 @@
 #include <cstring>
 #include <new>
 #include <utility>
+#include <vector>
 
+#include "ops/device_spec.h"
 #include "ops/op_profile.h"
 #include "ops/ops.h"
 
@@ -69,6 +71,16 @@ struct HostMemory {
   template <class T> static void zero(T* p, size_t n) { std::memset(p, 0, n * sizeof(T)); }
   template <class T> static void upload(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }
   template <class T> static void download(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }
+  // The GEMM precision for a scope (device backends honour bf16; the host backends compute in T, and a DeviceSpec
+  // with bf16 never reaches them: parse_device_spec refuses it).
+  struct PrecisionScope {
+    explicit PrecisionScope(Precision) {}
+  };
+  // Benchmarks and profiles (mae bench): host work is done when the call returns; wall time per op.
+  static void synchronize() {}
+  static size_t peak_allocated_bytes() { return 0; }
+  static void set_profiling(bool on) { prof::set_on(on); }
+  static std::vector<prof::OpTime> profile_report() { return prof::report(); }
 };
 
 template <class T_> struct CpuBackend : HostMemory {

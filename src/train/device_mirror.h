@@ -11,9 +11,6 @@
 #include "model/mae.h"
 #include "ops/backend.h"
 #include "train/run_state.h"
-#ifdef MAE_CUDA
-#include "ops/cuda/ops_cuda.h"
-#endif
 
 namespace mae {
 
@@ -35,9 +32,7 @@ template <class Bk, class Model = MaeModel<Bk>> class TrainMirror {
       Bk::release(dm_);
       Bk::release(dv_);
       Bk::release(dimgs_);
-#ifdef MAE_CUDA
-      cuda::uploader_destroy(uploader_);
-#endif
+      Bk::uploader_destroy(uploader_);
     }
   }
   TrainMirror(const TrainMirror&) = delete;
@@ -82,12 +77,8 @@ template <class Bk, class Model = MaeModel<Bk>> class TrainMirror {
         dimgs_ = Bk::template alloc<float>(host.size());
         nimgs_ = host.size();
       }
-#ifdef MAE_CUDA
-      if (!uploader_) uploader_ = cuda::uploader_create();
-      cuda::uploader_put(uploader_, dimgs_, host.data(), host.size() * sizeof(float));
-#else
-      Bk::upload(dimgs_, host.data(), host.size());
-#endif
+      if (!uploader_) uploader_ = Bk::uploader_create();
+      Bk::uploader_put(uploader_, dimgs_, host.data(), host.size());
       return dimgs_;
     }
   }
@@ -110,19 +101,12 @@ template <class Bk, class Model = MaeModel<Bk>> class TrainMirror {
     if constexpr (kHost) {
       gnorm_ = host_norm(model_.grads_data(), np_);
     } else {
-#ifdef MAE_CUDA
-      cuda::sum_squares_enqueue(cuda::kSlotGradNorm, model_.grads_data(), np_);
-#else
-      Bk::download(hg_.data(), model_.grads_data(), np_);
-      gnorm_ = host_norm(hg_.data(), np_);
-#endif
+      Bk::grad_norm_enqueue(model_.grads_data(), np_);
     }
   }
   double grad_norm_wait() {
-#ifdef MAE_CUDA
-    if constexpr (!kHost) return std::sqrt(cuda::read_deferred(cuda::kSlotGradNorm).a);
-#endif
-    return gnorm_;
+    if constexpr (!kHost) return Bk::grad_norm_wait();
+    else return gnorm_;
   }
 
  private:
@@ -131,7 +115,7 @@ template <class Bk, class Model = MaeModel<Bk>> class TrainMirror {
   std::vector<float> m_, v_, hp_, hg_;
   float *dm_ = nullptr, *dv_ = nullptr, *dimgs_ = nullptr;
   size_t nimgs_ = 0;
-  void* uploader_ = nullptr;  // CUDA: cuda::uploader_create()
+  void* uploader_ = nullptr;  // device backends: Bk::uploader_create()
   double gnorm_ = 0;
 };
 

@@ -15,12 +15,10 @@
 #include "model/vit.h"
 #include "model/vit_weights.h"
 #include "ops/backend.h"
+#include "ops/dispatch.h"
 #include "ops/staged.h"
 #include "train/device_mirror.h"
 #include "train/engine.h"
-#ifdef MAE_CUDA
-#include "ops/cuda/backend_cuda.h"
-#endif
 
 namespace mae {
 
@@ -410,15 +408,7 @@ template <class Bk> FinetuneResult finetune_on(const FinetuneArgs& a) {
 FinetuneResult run_finetune(const FinetuneArgs& a) {
   if (!a.eval) validate(a);
   validate_model_flags(a);
-  if (a.device == "cuda") {
-#ifdef MAE_CUDA
-    return finetune_on<CudaBackend<float>>(a);
-#else
-    fail("--device cuda: this mae was built without CUDA");
-#endif
-  }
-  if (a.device != "cpu") fail("--device must be cpu or cuda, got '", a.device, "'");
-  return finetune_on<CpuBackend<float>>(a);
+  return with_backend(a.spec, [&]<class Bk>() { return finetune_on<Bk>(a); });
 }
 
 }  // namespace mae

@@ -140,7 +140,7 @@ void feature_source(Probe& p, const LinprobeArgs& a) {
     p.source = "no model";
   } else {
     p.enc = std::make_unique<FrozenEncoder>(
-        EncoderSpec{p.enc_path, a.model, p.random_init, p.init_seed, a.device == "cuda"},
+        EncoderSpec{p.enc_path, a.model, p.random_init, p.init_seed, a.spec},
         std::min(a.batch_size, kEncoderBatch));
     const ModelConfig& cfg = p.enc->config();
     check_encoder_fits_data(cfg, p.enc_path.empty() ? "--model " + a.model : p.enc_path, ref);

@@ -12,12 +12,10 @@
 #include "model/mae.h"
 #include "model/weights.h"
 #include "ops/backend.h"
+#include "ops/dispatch.h"
 #include "train/adamw.h"
 #include "train/device_mirror.h"
 #include "train/engine.h"
-#ifdef MAE_CUDA
-#include "ops/cuda/backend_cuda.h"
-#endif
 
 namespace mae {
 
@@ -202,18 +200,7 @@ template <class Bk> RunResult pretrain_on(const PretrainArgs& a) {
 double run_pretrain(const PretrainArgs& a, bool* preempted) {
   validate(a);
   validate_model_flags(a);
-  RunResult r;
-  if (a.device == "cuda") {
-#ifdef MAE_CUDA
-    if (cuda::device_count() == 0) cuda::require_device();  // throws "no CUDA device found (...)"
-    r = pretrain_on<CudaBackend<float>>(a);
-#else
-    fail("--device cuda: this mae was built without CUDA (reconfigure with -DMAE_CUDA=ON on a machine with nvcc)");
-#endif
-  } else {
-    if (a.device != "cpu") fail("--device must be cpu or cuda, got '", a.device, "'");
-    r = pretrain_on<CpuBackend<float>>(a);
-  }
+  const RunResult r = with_backend(a.spec, [&]<class Bk>() { return pretrain_on<Bk>(a); });
   if (preempted) *preempted = r.preempted;
   return r.epochs_run > 0 ? r.last_train_loss : NAN;
 }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "ops/device_spec.h"
+
 namespace mae {
 
 struct RunArgs {
@@ -34,7 +36,8 @@ struct RunArgs {
   double save_every_minutes = 0;  // checkpoint-last every M minutes of training (0: off)
   int keep_last = 0;              // keep only the K newest checkpoint-<epoch> files (0: all)
   double print_every_s = 5;
-  std::string device = "cpu";  // checked by the CLI (cli/device.h) before a run starts
+  std::string device = "cpu";  // the flag, as given (recorded in the args)
+  DeviceSpec spec;             // parsed once from --device/--precision by the CLI (start_run); runs dispatch on it
 };
 
 // Every flag's impossible values: throws mae::Error naming the flag.

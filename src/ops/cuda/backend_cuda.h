@@ -1,7 +1,9 @@
 // CudaBackend: the op set of ops_cuda.h with device memory, so MaeModel<CudaBackend<float>> runs on the GPU.
 // Plain C++ (no CUDA headers). Only float is instantiated: tests compare the CUDA ops to the CPU float ops.
 #pragma once
+#include <cmath>
 #include <cstddef>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -56,6 +58,22 @@ template <class T_> struct CudaBackend : CudaMemory {
   static bool graph_launch(void* g) { return cuda::graph_launch(g); }
   static void graph_destroy(void* g) { cuda::graph_destroy(g); }
   static void graph_abort() { cuda::graph_abort(); }
+
+  using PrecisionScope = cuda::PrecisionScope;
+  // Benchmarks and profiles (mae bench): wait for the stream; events around each op.
+  static void synchronize() { cuda::synchronize(); }
+  static std::string device_name() { return cuda::device_name(); }
+  static size_t peak_allocated_bytes() { return cuda::peak_allocated_bytes(); }
+  static void set_profiling(bool on) { cuda::set_profiling(on); }
+  static std::vector<cuda::OpTime> profile_report() { return cuda::profile_report(); }  // the GEMM precision for a scope (ops/dispatch.h, InferenceModel)
+
+  // Training-loop helpers (train/device_mirror.h): the batch upload overlapped with the previous step (pinned
+  // memory, a copy stream), and the gradient norm reduced on the stream and read back behind an event.
+  static void* uploader_create() { return cuda::uploader_create(); }
+  static void uploader_destroy(void* u) { cuda::uploader_destroy(u); }
+  static void uploader_put(void* u, T* dst, const T* src, size_t n) { cuda::uploader_put(u, dst, src, n * sizeof(T)); }
+  static void grad_norm_enqueue(const T* g, size_t n) { cuda::sum_squares_enqueue(cuda::kSlotGradNorm, g, n); }
+  static double grad_norm_wait() { return std::sqrt(cuda::read_deferred(cuda::kSlotGradNorm).a); }
 
   // train/adamw.h uses this instead of one adamw_update per tensor: one kernel over the flat buffer. `key` names
   // the parameter list: its segments are cached on the device and re-uploaded only when they change.

@@ -80,11 +80,6 @@ void set_precision(Precision p) {
   if (device_count() > 0) ctx().prec = p;
 }
 Precision precision() { return g_prec; }
-Precision parse_precision(const std::string& s) {
-  if (s == "fp32") return Precision::fp32;
-  if (s == "bf16") return Precision::bf16;
-  fail("--precision must be fp32 or bf16, got '", s, "'");
-}
 
 int device_count() {
   int n = 0;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ops/adamw_segment.h"
+#include "ops/device_spec.h"
 
 namespace mae::cuda {
 #include "ops/op_decls.inc"
@@ -22,11 +23,21 @@ namespace mae::cuda {
 // GEMM precision of linear_forward/linear_backward. Bf16: inputs rounded to bf16 on the fly into scratch buffers,
 // cuBLASLt bf16 × bf16 with fp32 accumulation and fp32 outputs; activations, master weights, gradients, AdamW,
 // LayerNorm statistics, softmax and the loss stay fp32. (Next step: store activations in bf16 too.)
-enum class Precision { fp32, bf16 };
+using mae::Precision;  // ops/device_spec.h
 void set_precision(Precision p);
 Precision precision();
-// "fp32" | "bf16" → Precision; throws mae::Error naming the flag otherwise.
-Precision parse_precision(const std::string& s);
+// The precision of a run for the scope of the run (ops/dispatch.h opens one around it): a DeviceSpec handed down
+// decides it, not a flag that sets a process-wide switch; the previous value comes back at the end.
+class PrecisionScope {
+ public:
+  explicit PrecisionScope(Precision p) : prev_(precision()) { set_precision(p); }
+  ~PrecisionScope() { set_precision(prev_); }
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  Precision prev_;
+};
 
 // Attention core: `fused` (default) runs one kernel per (sample, head) for sequences up to 256 tokens and head
 // dims up to 128, `cublas` always uses per-head strided-batched cuBLAS GEMMs and a softmax kernel. The environment

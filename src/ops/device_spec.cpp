@@ -1,0 +1,20 @@
+#include "ops/device_spec.h"
+
+#include "core/error.h"
+#include "ops/dispatch.h"
+
+namespace mae {
+
+DeviceSpec parse_device_spec(const std::string& device, const std::string& precision) {
+  DeviceSpec s;
+  if (precision == "bf16") s.precision = Precision::bf16;
+  else if (precision != "fp32") fail("--precision must be fp32 or bf16, got '", precision, "'");
+  if (device == "cuda") s.device = Device::cuda;
+  else if (device != "cpu") fail("--device must be cpu or cuda, got '", device, "'");
+  if (!s.cuda() && s.precision != Precision::fp32)
+    fail("--precision ", precision, " needs --device cuda (the CPU backend computes in fp32)");
+  if (s.cuda()) require_cuda_device();
+  return s;
+}
+
+}  // namespace mae

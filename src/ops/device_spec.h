@@ -1,0 +1,24 @@
+// Where a run computes, parsed once from --device / --precision and passed down as a value: the CLI makes it
+// (parse_device_spec), ops/dispatch.h turns it into a backend type, nothing else reads the flags.
+#pragma once
+#include <string>
+
+namespace mae {
+
+enum class Device { cpu, cuda };
+// GEMM precision: fp32, or bf16 operands with fp32 accumulation (fp32 master weights, statistics, softmax, loss).
+enum class Precision { fp32, bf16 };
+
+struct DeviceSpec {
+  Device device = Device::cpu;
+  Precision precision = Precision::fp32;
+  bool cuda() const { return device == Device::cuda; }
+  std::string name() const { return cuda() ? (precision == Precision::bf16 ? "cuda (bf16)" : "cuda") : "cpu"; }
+};
+
+// "cpu" | "cuda" and "fp32" | "bf16". One error for every command: an unknown device or precision, bf16 on the
+// CPU, cuda in a build without the CUDA backend or on a machine without a device — each a mae::Error naming the
+// flag and the reason.
+DeviceSpec parse_device_spec(const std::string& device, const std::string& precision);
+
+}  // namespace mae
