@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Peak RSS of `mae embed` with ViT-B/16 (8 random 224-px PNGs, batch 8): the figure of ModelMode::inference.
 # Usage: bench/embed_rss.sh path/to/mae   (scratch in /tmp/rss)
-M=$1
+M=$(realpath "$1")
 mkdir -p /tmp/rss && cd /tmp/rss
 [ -f vitb.safetensors ] || $M init --model mae_vit_base_patch16 --output vitb.safetensors >/dev/null
 [ -d imgs ] || python3 - <<'PY'
