@@ -14,7 +14,7 @@ ck=$out/checkpoint-last.safetensors
 ./build/mae reconstruct --checkpoint "$ck" --data_path /usr/share/datasets/fashion-mnist --num 6 --seed 0 \
   --output "$out/reconstructions.png"
 ./build/mae knn --checkpoint "$ck" | tee "$out/knn.txt"
-./build/mae linprobe --finetune "$ck" --cache_features --blr 1.0 --output_dir "$out/linprobe" | tee "$out/linprobe.txt"
+./build/mae linprobe --finetune "$ck" --cache_features --blr 1.0 --output_dir "$out/linprobe" --overwrite | tee "$out/linprobe.txt"
 echo
 echo "demo: checkpoint $ck, log $out/log.txt, curve $out/loss_curve.svg, reconstructions $out/reconstructions.png"
 grep -hiE "top-1|acc" "$out/knn.txt" | tail -1
