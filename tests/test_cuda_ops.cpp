@@ -21,6 +21,7 @@
 #include "ops/backend.h"
 #include "ops/cuda/backend_cuda.h"
 #include "train/adamw.h"
+#include "train/step_graph.h"
 
 using namespace mae;
 using mae::test::rel_l2;
@@ -517,8 +518,8 @@ TEST_F(Cuda, ModelBf16CloseToFp32) {
   EXPECT_LE(rel_l2(b.grads, a.grads), 5e-2);  // gradients go through ~2·depth bf16 GEMMs
 }
 
-// forward_backward_graph (eager at the first call, captured at the second, replayed after; recaptured when dloss
-// changes) gives the same bits as forward_nowait + backward: the same kernels in the same order.
+// GraphedStep (train/step_graph.h: eager at the first call, captured at the second, replayed after; recaptured when
+// dloss changes) gives the same bits as forward_nowait + backward: the same kernels in the same order.
 TEST_F(Cuda, ModelGraphStepMatchesEager) {
   for (auto prec : {cuda::Precision::fp32, cuda::Precision::bf16}) {
     cuda::set_precision(prec);
@@ -537,6 +538,7 @@ TEST_F(Cuda, ModelGraphStepMatchesEager) {
     Bk::upload(eager.params_data(), host.data(), host.size());
     Bk::upload(graph.params_data(), host.data(), host.size());
     DF dimgs(imgs);
+    GraphedStep<Bk> step(graph);
     // it 0 eager (warm), 1 capture, 2–3 replay; dloss changes at 4: eager again, 5 recapture, 6 replay
     for (int it = 0; it < 7; ++it) {
       SCOPED_TRACE("iteration " + std::to_string(it) + (prec == cuda::Precision::bf16 ? " bf16" : " fp32"));
@@ -548,7 +550,7 @@ TEST_F(Cuda, ModelGraphStepMatchesEager) {
       eager.backward(dloss);
       const float eager_loss = eager.loss_wait();  // before the other model's step: one loss in flight at a time
       graph.zero_grad();
-      graph.forward_backward_graph(dimgs.p, noise.data(), dloss);
+      step.run(dimgs.p, noise.data(), dloss);
       EXPECT_EQ(eager_loss, graph.loss_wait());
       F ge(eager.params().total), gg(ge.size());
       Bk::download(ge.data(), eager.grads_data(), ge.size());

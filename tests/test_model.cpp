@@ -14,6 +14,7 @@
 #include "model/masking.h"
 #include "model/pos_embed.h"
 #include "ops/backend.h"
+#include "train/step_graph.h"
 
 using namespace mae;
 using mae::test::expect_close;
@@ -140,7 +141,7 @@ std::vector<float> grads_of(const MaeModel<CpuBackend<float>>& m) {
   return std::vector<float>(m.grads_data(), m.grads_data() + m.params().total);
 }
 
-// The training-loop entry points: forward_nowait + loss_wait, and forward_backward_graph (on a host backend a plain
+// The training-loop entry points: forward_nowait + loss_wait, and GraphedStep::run (on a host backend a plain
 // step) give exactly forward + backward, whatever dloss.
 TEST(Model, NowaitAndGraphStepEqualPlainStep) {
   const ModelConfig c = tiny(true);
@@ -159,7 +160,7 @@ TEST(Model, NowaitAndGraphStepEqualPlainStep) {
     b.backward(dloss);
     EXPECT_EQ(grads_of(a), grads_of(b));
     b.zero_grad();
-    b.forward_backward_graph(imgs.data(), bt.noise.data(), dloss);
+    GraphedStep<CpuBackend<float>>(b).run(imgs.data(), bt.noise.data(), dloss);
     EXPECT_EQ(b.loss_wait(), la);
     EXPECT_EQ(grads_of(a), grads_of(b));
   }

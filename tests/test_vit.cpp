@@ -189,6 +189,32 @@ TEST(Vit, DropPathOffInEvalAndSmallerBatches) {
   for (int i = 0; i < 10; ++i) EXPECT_NEAR(l3[i], l_eval[i], 1e-13);
 }
 
+// ModelMode::inference (finetune --eval): no gradients, no backward buffers, fewer activations, and the same logits
+// and loss bit for bit as the training model in eval mode, for both poolings, full and partial batches, twice.
+TEST(Vit, InferenceModeMatchesTrainForward) {
+  const ModelConfig c = tiny();
+  const int B = 4, NC = 5;
+  for (bool gp : {true, false}) {
+    SCOPED_TRACE(gp ? "global pool" : "cls token");
+    VitClassifier<CpuBackend<float>> tr(c, {NC, gp, 0.2}, B), inf(c, {NC, gp, 0.2}, B, ModelMode::inference);
+    randomize(tr, 7);
+    std::copy_n(tr.params_data(), tr.params().total, inf.params_data());
+    EXPECT_EQ(inf.grads_data(), nullptr);
+    EXPECT_LT(inf.activation_elements(), tr.activation_elements());
+    tr.set_training(false), inf.set_training(false);
+    const Data d = make_data(c, B, NC, 8);
+    const std::vector<float> imgs(d.imgs.begin(), d.imgs.end()), tg(d.targets.begin(), d.targets.end());
+    for (int n : {B, 3, B}) {
+      const std::vector<float> lt(tr.forward(imgs.data(), n), tr.logits() + n * NC);
+      const std::vector<float> li(inf.forward(imgs.data(), n), inf.logits() + n * NC);
+      EXPECT_EQ(lt, li);
+      EXPECT_EQ(tr.loss(tg.data(), n), inf.loss(tg.data(), n));
+    }
+    EXPECT_THROW(inf.zero_grad(), Error);
+    EXPECT_THROW(inf.backward(1.f, B), Error);
+  }
+}
+
 TEST(Vit, DropPathDraws) {
   const ModelConfig c = tiny();
   const int B = 64;

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/mae.h"
+#include "train/step_graph.h"
 #include "model/weights.h"
 #include "ops/backend.h"
 #include "train/adamw.h"
@@ -93,11 +94,12 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                 name.c_str(), Bk::name, a.precision.c_str(), B, current_threads(), a.mask_ratio,
                 int(cfg.norm_pix_loss), np, m.activation_elements() * 4.0 / (1 << 20));
   long t = 0;
+  GraphedStep<Bk> graph(m);
   auto train_step = [&](int i) {
     m.zero_grad();
     const float* nz = noise.data() + size_t(i % nnoise) * B * L;
     if (a.cuda_graph) {
-      m.forward_backward_graph(dimgs, nz, 1.0f);
+      graph.run(dimgs, nz, 1.0f);
     } else {
       m.forward_nowait(dimgs, nz);  // as the training loop: no wait inside the step
       m.backward();

@@ -22,7 +22,7 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
   int batch() const override { return m_.batch(); }
   double mask_ratio() const override { return m_.mask_ratio(); }
   int len_keep() const override { return m_.len_keep(); }
-  const char* device() const override { return kHostBk<Bk> ? "cpu" : "cuda"; }
+  const char* device() const override { return Bk::name; }
 
   // Bk::upload/download: a memcpy on the CPU
   void set_params(const float* host) override { Bk::upload(m_.params_data(), host, m_.params().total); }

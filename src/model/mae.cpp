@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <random>
-#include <type_traits>
 
 #include "core/error.h"
 #include "model/masking.h"
@@ -10,10 +9,6 @@
 #include "ops/backend.h"
 
 namespace mae {
-
-// Host backends (ref, cpu) let the model write activations directly; device backends (CUDA) stage through host
-// buffers and Bk::upload.
-template <class Bk> constexpr bool kHostBackend = std::is_base_of_v<HostMemory, Bk>;
 
 template <class Bk>
 MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, ModelMode mode)
@@ -88,13 +83,9 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, Mod
   dec_.use_scratch(&scratch_);
   ids_shuffle_ = new int[B * L];
   ids_restore_ = new int[B * L];
-  if constexpr (kHostBackend<Bk>) {
-    ids_shuffle_op_ = ids_shuffle_, ids_restore_op_ = ids_restore_;
-  } else {
-    ids_shuffle_op_ = Bk::template alloc<int>(B * L);
-    ids_restore_op_ = Bk::template alloc<int>(B * L);
-    host_mask_.resize(B * L);
-  }
+  ids_shuffle_op_ = Bk::template alloc<int>(B * L);
+  ids_restore_op_ = Bk::template alloc<int>(B * L);
+  host_mask_.resize(B * L);
 
   // Fixed sin-cos tables (not trained): pos_embed[0] and decoder_pos_embed[0] are the zero cls rows.
   const auto pe = sincos_pos_embed_2d(D, cfg.grid(), cfg.grid(), true);
@@ -110,11 +101,8 @@ template <class Bk> MaeModel<Bk>::~MaeModel() {
   Bk::release(arena_);
   delete[] ids_shuffle_;
   delete[] ids_restore_;
-  if constexpr (!kHostBackend<Bk>) {
-    Bk::release(ids_shuffle_op_);
-    Bk::release(ids_restore_op_);
-    Bk::graph_destroy(graph_);
-  }
+  Bk::release(ids_shuffle_op_);
+  Bk::release(ids_restore_op_);
 }
 
 template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
@@ -126,9 +114,8 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
     const double u2 = double(rng() >> 11) * 0x1.0p-53;
     return std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
   };
-  std::vector<T> staging;  // device backends: initialise on the host, upload once
-  T* const base = kHostBackend<Bk> ? params_ : (staging.assign(plist_.total, T(0)), staging.data());
-  if constexpr (kHostBackend<Bk>) Bk::zero(params_, plist_.total);
+  std::vector<T> staging(plist_.total, T(0));  // initialised on the host, uploaded once (a copy on the CPU)
+  T* const base = staging.data();
   const double patch_fan_in = double(cfg_.in_chans) * cfg_.patch_size * cfg_.patch_size;
   for (const auto& s : plist_.specs) {
     T* p = base + s.offset;
@@ -154,7 +141,7 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
         break;
     }
   }
-  if constexpr (!kHostBackend<Bk>) Bk::upload(params_, staging.data(), staging.size());
+  Bk::upload(params_, staging.data(), staging.size());
 }
 
 template <class Bk> void MaeModel<Bk>::zero_grad() {
@@ -163,27 +150,23 @@ template <class Bk> void MaeModel<Bk>::zero_grad() {
 }
 
 // x, mask, ids_restore = self.random_masking(x, mask_ratio)   (noise given; it depends on nothing else, so it runs
-// first and a CUDA graph of the rest sees fixed device buffers)
-template <class Bk> void MaeModel<Bk>::prepare_mask(const float* noise) {
-  if constexpr (kHostBackend<Bk>) {
-    random_masking(ids_shuffle_, ids_restore_, mask_, noise, B_, L_, K_);
-  } else {  // argsort on the host, then the ids and the mask go to the device
-    random_masking(ids_shuffle_, ids_restore_, host_mask_.data(), noise, B_, L_, K_);
-    Bk::upload(ids_shuffle_op_, ids_shuffle_, size_t(B_) * L_);
-    Bk::upload(ids_restore_op_, ids_restore_, size_t(B_) * L_);
-    Bk::upload(mask_, host_mask_.data(), host_mask_.size());
-  }
+// first and a CUDA graph of the rest sees fixed device buffers). argsort on the host, then the ids and the mask go
+// to the backend's memory (a copy of B·L numbers on the CPU).
+template <class Bk> void MaeModel<Bk>::set_mask(const float* noise) {
+  random_masking(ids_shuffle_, ids_restore_, host_mask_.data(), noise, B_, L_, K_);
+  Bk::upload(ids_shuffle_op_, ids_shuffle_, size_t(B_) * L_);
+  Bk::upload(ids_restore_op_, ids_restore_, size_t(B_) * L_);
+  Bk::upload(mask_, host_mask_.data(), host_mask_.size());
 }
 
 template <class Bk> const typename Bk::T* MaeModel<Bk>::forward_encoder(const T* imgs, const float* noise) {
-  prepare_mask(noise);
+  set_mask(noise);
   return encode(imgs);
 }
 
 template <class Bk> const typename Bk::T* MaeModel<Bk>::encode(const T* imgs) {
   const ModelConfig& c = cfg_;
   const int D = c.embed_dim, p = c.patch_size, C = c.in_chans, Cpp = C * p * p;
-  imgs_ = imgs;
   // x = self.patch_embed(imgs): Conv2d(k=p, stride=p) ≡ Linear on (c, i, j)-ordered patches
   Bk::im2patch_cij(patches_, imgs, B_, C, c.img_size, c.img_size, p);  // (B, L, C·p·p)
   Bk::linear_forward(tok_, patches_, patch_w_, patch_b_, B_ * L_, Cpp, D);  // (B, L, D)
@@ -202,58 +185,17 @@ template <class Bk> typename Bk::T MaeModel<Bk>::forward(const T* imgs, const fl
 }
 
 template <class Bk> typename Bk::T MaeModel<Bk>::loss_wait() {
-  if constexpr (!kHostBackend<Bk>) {
-    if (loss_pending_) loss_ = Bk::masked_mse_read();
-    loss_pending_ = false;
-  }
+  if (loss_pending_) loss_ = Bk::masked_mse_read();
+  loss_pending_ = false;
   return loss_;
 }
 
 template <class Bk> void MaeModel<Bk>::forward_nowait(const T* imgs, const float* noise) {
-  prepare_mask(noise);
-  forward_device(imgs);
+  set_mask(noise);
+  forward_masked(imgs);
 }
 
-template <class Bk> void MaeModel<Bk>::forward_backward_graph(const T* imgs, const float* noise, T dloss) {
-  if constexpr (kHostBackend<Bk>) {
-    forward_nowait(imgs, noise);
-    backward(dloss);
-  } else {
-    prepare_mask(noise);  // host argsort and uploads: outside the graph (their staging addresses change)
-    if (graph_ && (graph_imgs_ != imgs || graph_dloss_ != dloss)) {
-      Bk::graph_destroy(graph_);
-      graph_ = nullptr, graph_warm_ = 0;
-    }
-    if (!graph_ && graph_warm_++ < 1) {  // eager first: scratch buffers grow and GEMM plans are made outside capture
-      forward_device(imgs);
-      backward(dloss);
-      return;
-    }
-    auto capture = [&] {
-      graph_ = nullptr;
-      Bk::graph_begin();
-      try {
-        forward_device(imgs);
-        backward(dloss);
-        graph_ = Bk::graph_end();
-      } catch (...) {
-        Bk::graph_abort();
-        throw;
-      }
-      graph_imgs_ = imgs, graph_dloss_ = dloss;
-    };
-    if (!graph_) capture();
-    if (!Bk::graph_launch(graph_)) {  // stale: scratch moved since the capture (another model grew it)
-      Bk::graph_destroy(graph_);
-      capture();
-      MAE_CHECK(Bk::graph_launch(graph_), "CUDA graph stale right after its capture");
-    }
-    imgs_ = imgs;
-    loss_pending_ = true;
-  }
-}
-
-template <class Bk> void MaeModel<Bk>::forward_device(const T* imgs) {
+template <class Bk> void MaeModel<Bk>::forward_masked(const T* imgs) {
   const ModelConfig& c = cfg_;
   const int D = c.embed_dim, E = c.decoder_embed_dim, p = c.patch_size, C = c.in_chans;
   encode(imgs);
@@ -269,12 +211,8 @@ template <class Bk> void MaeModel<Bk>::forward_device(const T* imgs) {
   Bk::patchify_ijc(target_, imgs, B_, C, c.img_size, c.img_size, p);  // (B, L, P)
   if (c.norm_pix_loss) Bk::normalize_target(target_, target_, B_ * L_, P_);
   // loss = ((pred - target) ** 2).mean(dim=-1); loss = (loss * mask).sum() / mask.sum()
-  if constexpr (kHostBackend<Bk>) {
-    loss_ = Bk::masked_mse_forward(pred_, target_, mask_, B_, L_, P_);
-  } else {
-    Bk::masked_mse_enqueue(pred_, target_, mask_, B_, L_, P_);
-    loss_pending_ = true;
-  }
+  Bk::masked_mse_enqueue(pred_, target_, mask_, B_, L_, P_);  // read by loss_wait
+  loss_pending_ = true;
 }
 
 template <class Bk> void MaeModel<Bk>::backward(T dloss) {

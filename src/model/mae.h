@@ -47,14 +47,14 @@ template <class Bk> class MaeModel {
   // forward without waiting for the loss: on a device backend it is reduced on the stream and copied back behind an
   // event, so backward and the optimizer step can be enqueued before loss_wait() blocks for it (no host
   // synchronisation inside a training step). Host backends have it at once. forward = forward_nowait + loss_wait.
-  // CUDA has one loss readback slot per process: call loss_wait before another model's forward_nowait.
+  // One loss readback slot per process (CUDA) or thread (host): call loss_wait before another model's forward_nowait.
+  // forward_nowait = set_mask + forward_masked; the split lets a CUDA graph capture the part after the masking
+  // (train/step_graph.h), whose inputs then sit at fixed addresses.
   void forward_nowait(const T* imgs, const float* noise);
   T loss_wait();
-  // forward_nowait + backward(dloss) with, on a device backend, the device work after the masking captured into a
-  // CUDA graph and replayed: captured at the second call (the first runs eagerly, so every scratch buffer and GEMM
-  // plan exists), recaptured when imgs or dloss change. Same arithmetic, so the same results; host backends simply
-  // run forward_nowait + backward.
-  void forward_backward_graph(const T* imgs, const float* noise, T dloss);
+  void set_mask(const float* noise);    // random_masking on the host; ids and mask to the backend
+  void forward_masked(const T* imgs);   // the rest of forward_nowait
+  void loss_replayed() { loss_pending_ = true; }  // a replayed graph of forward_masked enqueued its loss again
   // grads += dloss · ∂loss/∂params for the last forward (accumulates, so micro-batches add up; dloss = 1/accum_iter
   // reproduces the official `loss /= accum_iter`).
   void backward(T dloss = T(1));
@@ -82,16 +82,9 @@ template <class Bk> class MaeModel {
   int B_, L_, K_, P_;
   double mask_ratio_;
   T loss_ = 0;
-  bool loss_pending_ = false;  // device backends: forward_nowait enqueued a loss that loss_wait has not read
-  // CUDA graph of the step (forward_backward_graph): the executable graph, what it was captured with, eager calls.
-  void* graph_ = nullptr;
-  const T* graph_imgs_ = nullptr;
-  T graph_dloss_ = 0;
-  int graph_warm_ = 0;
+  bool loss_pending_ = false;  // forward_masked enqueued a loss that loss_wait has not read
 
-  void prepare_mask(const float* noise);  // random_masking on the host; ids and mask to the backend
-  const T* encode(const T* imgs);         // forward_encoder after the masking
-  void forward_device(const T* imgs);     // forward_nowait after the masking
+  const T* encode(const T* imgs);  // forward_encoder after the masking
 
   T* params_ = nullptr;
   T* grads_ = nullptr;
@@ -99,8 +92,8 @@ template <class Bk> class MaeModel {
   size_t act_total_ = 0;
   int* ids_shuffle_ = nullptr;
   int* ids_restore_ = nullptr;
-  // The ids as the ops see them: the host arrays above on host backends, device copies on CUDA (masking runs on
-  // the host: argsort of the noise), with the mask staged in host_mask_ before its upload.
+  // The ids as the ops see them: copies in the backend's memory (masking runs on the host: argsort of the noise),
+  // with the mask staged in host_mask_ before its upload.
   int* ids_shuffle_op_ = nullptr;
   int* ids_restore_op_ = nullptr;
   std::vector<T> host_mask_;
@@ -119,7 +112,6 @@ template <class Bk> class MaeModel {
   BlockScratch<T> scratch_;   // shared by both stacks (sized for the larger)
 
   // activations
-  const T* imgs_ = nullptr;
   T *patches_, *tok_, *x0_, *enc_out_, *enc_mean_, *enc_rstd_, *y_, *z0_, *dn_, *dn_mean_, *dn_rstd_, *pred_,
       *target_, *mask_;
   const T *enc_last_ = nullptr, *dec_last_ = nullptr;

@@ -50,8 +50,8 @@ std::vector<double> layer_lr_scales(int depth, double layer_decay) {
 #endif
 
 template <class Bk>
-VitClassifier<Bk>::VitClassifier(const ModelConfig& cfg, const ClassifierConfig& cc, int batch)
-    : cfg_(cfg), cc_(cc), B_(batch) {
+VitClassifier<Bk>::VitClassifier(const ModelConfig& cfg, const ClassifierConfig& cc, int batch, ModelMode mode)
+    : cfg_(cfg), cc_(cc), mode_(mode), B_(batch) {
   cfg_.validate("model");
   if (batch <= 0) fail("batch size must be positive, got ", batch);
   if (cc.nb_classes < 1) fail("--nb_classes must be ≥ 1, got ", cc.nb_classes);
@@ -61,10 +61,11 @@ VitClassifier<Bk>::VitClassifier(const ModelConfig& cfg, const ClassifierConfig&
   const size_t B = B_, L = L_, D = D_, NC = NC_;
   const size_t Cpp = size_t(cfg_.in_chans) * cfg_.patch_size * cfg_.patch_size;
 
+  const bool train = mode == ModelMode::train;
   params_ = Bk::template alloc<T>(plist_.total);
-  grads_ = Bk::template alloc<T>(plist_.total);
+  if (train) grads_ = Bk::template alloc<T>(plist_.total);
   auto pp = [&](const std::string& n) { return params_ + plist_.find(n).offset; };
-  auto gp = [&](const std::string& n) { return grads_ + plist_.find(n).offset; };
+  auto gp = [&](const std::string& n) { return train ? grads_ + plist_.find(n).offset : nullptr; };
   const std::string nrm = cc.global_pool ? "fc_norm." : "norm.";
   patch_w_ = pp("patch_embed.proj.weight"), g_patch_w_ = gp("patch_embed.proj.weight");
   patch_b_ = pp("patch_embed.proj.bias"), g_patch_b_ = gp("patch_embed.proj.bias");
@@ -82,20 +83,22 @@ VitClassifier<Bk>::VitClassifier(const ModelConfig& cfg, const ClassifierConfig&
   req.push_back({&patches_, B * L * Cpp});
   req.push_back({&tok_, B * L * D});
   req.push_back({&x0_, B * (1 + L) * D});
-  blocks_.plan(req, B_, 1 + L_);
+  blocks_.plan(req, B_, 1 + L_, mode);
   req.push_back({&pooled_, B * D});
   req.push_back({&feat_, B * D});
   req.push_back({&feat_mean_, B});
   req.push_back({&feat_rstd_, B});
   req.push_back({&logits_, B * NC});
   req.push_back({&probs_, B * NC});
-  req.push_back({&d_logits_, B * NC});
-  req.push_back({&d_feat_, B * D});
-  req.push_back({&d_pooled_, B * D});
   const auto need = blocks_.scratch_size();
-  req.push_back({&d_res_, need.nd});
   scratch_.plan(req, need);
-  req.push_back({&d_tok_, B * L * D});
+  if (train) {
+    req.push_back({&d_logits_, B * NC});
+    req.push_back({&d_feat_, B * D});
+    req.push_back({&d_pooled_, B * D});
+    req.push_back({&d_res_, need.nd});
+    req.push_back({&d_tok_, B * L * D});
+  }
   arena_ = allocate_arena<Bk>(req, &act_total_);
   blocks_.use_scratch(&scratch_);
 }
@@ -156,7 +159,10 @@ template <class Bk> void VitClassifier<Bk>::init_head(uint64_t key, double std) 
   Bk::upload(head_w_, w.data(), w.size());
 }
 
-template <class Bk> void VitClassifier<Bk>::zero_grad() { Bk::zero(grads_, plist_.total); }
+template <class Bk> void VitClassifier<Bk>::zero_grad() {
+  MAE_CHECK(grads_ != nullptr, "VitClassifier::zero_grad on an inference model");
+  Bk::zero(grads_, plist_.total);
+}
 
 template <class Bk> const typename Bk::T* VitClassifier<Bk>::forward(const T* imgs, int B) {
   MAE_CHECK(B >= 1 && B <= B_, "VitClassifier::forward batch ", B, " (capacity ", B_, ")");
@@ -185,6 +191,7 @@ template <class Bk> typename Bk::T VitClassifier<Bk>::loss(const T* targets, int
 }
 
 template <class Bk> void VitClassifier<Bk>::backward(T dloss, int B) {
+  MAE_CHECK(mode_ == ModelMode::train, "VitClassifier::backward on an inference model");
   Bk::zero(d_logits_, size_t(B) * NC_);
   // ∂loss/∂logits = dloss · (softmax − targets) / B with the targets loss() was given (still alive)
   Bk::softmax_xent_backward(d_logits_, dloss, probs_, targets_, B, NC_);
@@ -192,6 +199,7 @@ template <class Bk> void VitClassifier<Bk>::backward(T dloss, int B) {
 }
 
 template <class Bk> void VitClassifier<Bk>::backward_logits(const T* dlogits, int B) {
+  MAE_CHECK(mode_ == ModelMode::train, "VitClassifier::backward_logits on an inference model");
   Bk::zero(d_logits_, size_t(B) * NC_);
   Bk::add_backward(d_logits_, nullptr, dlogits, size_t(B) * NC_);  // d_logits_ += dlogits
   backward_from_dlogits(B);

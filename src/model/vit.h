@@ -41,7 +41,9 @@ template <class Bk> class VitClassifier {
   using T = typename Bk::T;
 
   // `batch`: the largest batch forward() will see (evaluation may run smaller final batches).
-  VitClassifier(const ModelConfig& cfg, const ClassifierConfig& cc, int batch);
+  // ModelMode::inference (finetune --eval): forward and loss only — no gradients, no backward buffers, one
+  // activation set shared by the blocks.
+  VitClassifier(const ModelConfig& cfg, const ClassifierConfig& cc, int batch, ModelMode mode = ModelMode::train);
   ~VitClassifier();
   VitClassifier(const VitClassifier&) = delete;
   VitClassifier& operator=(const VitClassifier&) = delete;
@@ -50,6 +52,8 @@ template <class Bk> class VitClassifier {
   const ClassifierConfig& classifier() const { return cc_; }
   const ParamList& params() const { return plist_; }
   int batch() const { return B_; }
+  ModelMode mode() const { return mode_; }
+  size_t activation_elements() const { return act_total_; }
   int num_classes() const { return cc_.nb_classes; }
   T* params_data() { return params_; }
   T* grads_data() { return grads_; }
@@ -91,6 +95,7 @@ template <class Bk> class VitClassifier {
 
   ModelConfig cfg_;
   ClassifierConfig cc_;
+  ModelMode mode_;
   ParamList plist_;
   int B_, L_, D_, NC_;
   T* params_ = nullptr;
@@ -108,8 +113,8 @@ template <class Bk> class VitClassifier {
   T *patches_, *tok_, *x0_, *pooled_, *feat_, *feat_mean_, *feat_rstd_, *logits_, *probs_;
   const T* last_ = nullptr;
   const T* targets_ = nullptr;  // of the last loss()
-  // backward
-  T *d_logits_, *d_feat_, *d_pooled_, *d_res_, *d_tok_;
+  // backward (train mode only)
+  T *d_logits_ = nullptr, *d_feat_ = nullptr, *d_pooled_ = nullptr, *d_res_ = nullptr, *d_tok_ = nullptr;
 };
 
 }  // namespace mae

@@ -83,16 +83,32 @@ struct HostMemory {
   static std::vector<prof::OpTime> profile_report() { return prof::report(); }
 };
 
+// The loss of MaeModel::forward_nowait, as the device backends have it: enqueued, then read. A host backend computes
+// it at once and keeps it in one slot per thread until the read (CUDA has one per process), so the model has no
+// host/device branch.
+#define MAE_HOST_DEFERRED_LOSS                                                                  \
+  static T& loss_slot() {                                                                       \
+    static thread_local T slot = 0;                                                             \
+    return slot;                                                                                \
+  }                                                                                             \
+  static void masked_mse_enqueue(const T* pred, const T* target, const T* mask, int B, int L, int P) { \
+    loss_slot() = masked_mse_forward(pred, target, mask, B, L, P);                              \
+  }                                                                                             \
+  static T masked_mse_read() { return loss_slot(); }
+
 template <class T_> struct CpuBackend : HostMemory {
   using T = T_;
   static constexpr const char* name = "cpu";
   MAE_OP_LIST(MAE_OP_HOST_TIMED, cpu)
+  MAE_HOST_DEFERRED_LOSS
 };
 
 template <class T_> struct RefBackend : HostMemory {
   using T = T_;
   static constexpr const char* name = "ref";
   MAE_BACKEND_OPS(ref)
+  MAE_HOST_DEFERRED_LOSS
 };
+#undef MAE_HOST_DEFERRED_LOSS
 
 }  // namespace mae

@@ -375,7 +375,7 @@ template <class Bk> class FinetuneTask final : public TrainTask {
 template <class Bk> FinetuneResult eval_on(const FinetuneArgs& a, Setup s) {
   FinetuneResult r;
   if (!dist::is_root()) return r;
-  VitClassifier<Bk> model(s.cfg, s.cc, a.batch_size);
+  VitClassifier<Bk> model(s.cfg, s.cc, a.batch_size, ModelMode::inference);  // forward only
   std::vector<float> host(model.params().total);
   init_weights(model, host.data(), s, a);
   Loader val(*s.val, val_loader_config(a, s));

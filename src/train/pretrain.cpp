@@ -16,6 +16,7 @@
 #include "train/adamw.h"
 #include "train/device_mirror.h"
 #include "train/engine.h"
+#include "train/step_graph.h"
 
 namespace mae {
 
@@ -85,6 +86,7 @@ template <class Bk> class PretrainTask final : public TrainTask {
  public:
   PretrainTask(const PretrainArgs& a, PretrainData d)
       : a_(a), d_(std::move(d)), loader_(*d_.ds, d_.lc), model_(d_.cfg, a.batch_size, a.mask_ratio), mirror_(model_),
+        graph_(model_),
         L_(d_.cfg.num_patches()), noise_(size_t(a.batch_size) * L_), mask_key_(Rng::derive(a.seed, stream::mask)) {
     model_.init(Rng::derive(a.seed, stream::init));
     model_.zero_grad();
@@ -127,7 +129,7 @@ template <class Bk> class PretrainTask final : public TrainTask {
       for (int l = 0; l < L_; ++l) noise_[size_t(s) * L_ + l] = r.uniform_f();
     }
     if (a_.cuda_graph) {
-      model_.forward_backward_graph(mirror_.images(b->images), noise_.data(), dloss);
+      graph_.run(mirror_.images(b->images), noise_.data(), dloss);
     } else {
       model_.forward_nowait(mirror_.images(b->images), noise_.data());
       model_.backward(dloss);  // loss /= accum_iter
@@ -182,6 +184,7 @@ template <class Bk> class PretrainTask final : public TrainTask {
   Loader loader_;
   MaeModel<Bk> model_;
   TrainMirror<Bk> mirror_;  // AdamW moments; host views of the state when the model is on a device
+  GraphedStep<Bk> graph_;   // --cuda_graph
   const int L_;
   std::vector<float> noise_;
   const uint64_t mask_key_;

@@ -52,7 +52,7 @@ template <class T_> struct CudaBackend : CudaMemory {
     return T(s.a / s.b);
   }
 
-  // CUDA graphs (MaeModel::forward_backward_graph).
+  // CUDA graphs (train/step_graph.h).
   static void graph_begin() { cuda::graph_begin(); }
   static void* graph_end() { return cuda::graph_end(); }
   static bool graph_launch(void* g) { return cuda::graph_launch(g); }
