@@ -4,46 +4,8 @@
 set -uo pipefail
 MAE=$1 SRC=$2
 FX=$SRC/tests/fixtures
-PY=/usr/bin/python3
-[ -x $PY ] || PY=python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-
-# expect_error NAME PATTERN -- command...   (the output file is $tmp/out.safetensors)
-expect_error() {
-  local name=$1 pattern=$2
-  shift 3
-  rm -f "$tmp/out.safetensors"
-  "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-  local rc=$?
-  local msg
-  msg=$(cat "$tmp/stderr" "$tmp/stdout")
-  if [ $rc -eq 0 ] || [ $rc -gt 128 ]; then
-    echo "FAIL $name: exit $rc"; fails=$((fails + 1))
-  elif ! grep -qE -- "$pattern" <<<"$msg"; then
-    echo "FAIL $name: message does not match /$pattern/: $msg"; fails=$((fails + 1))
-  elif [ -e "$tmp/out.safetensors" ] || ls "$tmp"/out.safetensors.tmp* >/dev/null 2>&1; then
-    echo "FAIL $name: an output file was left behind"; fails=$((fails + 1))
-  else
-    echo "ok   $name: $(head -c 160 <<<"$msg" | tr '\n' ' ')"; passes=$((passes + 1))
-  fi
-}
-
-# Rewrites a safetensors file: EDIT is Python code acting on `h` (the header dict) and `data` (bytes).
-rewrite() {  # rewrite IN OUT EDIT
-  $PY - "$1" "$2" "$3" <<'PYEOF'
-import json, struct, sys
-src, dst, edit = sys.argv[1:4]
-b = open(src, 'rb').read()
-n = struct.unpack('<Q', b[:8])[0]
-h = json.loads(b[8:8 + n]); data = b[8 + n:]
-exec(edit)
-hb = json.dumps(h).encode()
-hb += b' ' * (-len(hb) % 8)
-open(dst, 'wb').write(struct.pack('<Q', len(hb)) + hb + data)
-PYEOF
-}
+source "$SRC/tests/lib/common.sh"
+source "$SRC/tests/lib/expect.sh"
 
 W=$FX/cfgA.weights.safetensors
 IN=$FX/cfgA.input.safetensors

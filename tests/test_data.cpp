@@ -281,14 +281,20 @@ TEST(Decode, PngAllColourTypesExact) {
     EXPECT_EQ(d.px[3 * i + 1], pal[idx[i]].green);
     EXPECT_EQ(d.px[3 * i + 2], pal[idx[i]].blue);
   }
-  // 16-bit RGB and grey: the high byte
-  std::vector<uint8_t> rgb16, g16;
+  // 16-bit RGB: the high byte (PIL's RGB;16B); 16-bit grey: PIL's "I;16", clipped at 255 by convert("L"/"RGB")
+  std::vector<uint8_t> rgb16, g16, g16_want;
   for (uint8_t v : rgb.px) rgb16.insert(rgb16.end(), {v, uint8_t(v ^ 0x5a)});
-  for (uint8_t v : g.px) g16.insert(g16.end(), {v, 0xff});
+  for (int i = 0; i < w * h; i++) {
+    const unsigned v = i == w * h - 1 ? 65535u : unsigned(i) * 37u;  // 0 … 518, then 65535
+    g16.insert(g16.end(), {uint8_t(v >> 8), uint8_t(v & 0xff)});
+    g16_want.push_back(uint8_t(std::min(v, 255u)));
+  }
   write_png_raw(t / "rgb16.png", w, h, PNG_COLOR_TYPE_RGB, 16, rgb16);
   write_png_raw(t / "g16.png", w, h, PNG_COLOR_TYPE_GRAY, 16, g16);
   EXPECT_EQ(decode_image(t / "rgb16.png").px, rgb.px);
-  EXPECT_EQ(decode_image(t / "g16.png").px, g.px);
+  Image d16 = decode_image(t / "g16.png");
+  EXPECT_EQ(d16.c, 1);
+  EXPECT_EQ(d16.px, g16_want);
   // 1-bit grey: 0 / 255
   std::vector<uint8_t> bits = {0b10100000, 0b01000000, 0b11111000};
   write_png_raw(t / "g1.png", w, h, PNG_COLOR_TYPE_GRAY, 1, bits);
@@ -344,12 +350,42 @@ TEST(Decode, EncodePngRoundTripAtomic) {
   EXPECT_FALSE(fs::exists(t / "nodir"));
 }
 
+// ok.png and ok.jpg (quality 90) of an image, and their bytes.
+std::pair<std::vector<uint8_t>, std::vector<uint8_t>> ok_png_and_jpeg(const TempDir& t, const Image& im) {
+  write_png_raw(t / "ok.png", im.w, im.h, im.c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, 8, im.px);
+  write_jpeg(t / "ok.jpg", im.w, im.h, im.c, im.px, 90);
+  return {read_bytes(t / "ok.png"), read_bytes(t / "ok.jpg")};
+}
+
+// The pixel budget (core/limits.h: PIL's DecompressionBombError threshold) is checked from the header: a tiny file
+// claiming 60000×60000 pixels is refused before any pixel buffer exists, naming the file and the limit.
+TEST(Decode, PixelLimitCheckedFromTheHeader) {
+  TempDir t;
+  auto [png, jpg] = ok_png_and_jpeg(t, smooth(8, 8, 1));
+  auto be32 = [](uint8_t* p, uint32_t v) { p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = uint8_t(v); };
+  be32(&png[16], 60000), be32(&png[20], 60000);  // IHDR width, height; then its CRC over type + data
+  be32(&png[29], uint32_t(crc32(0, png.data() + 12, 17)));
+  write_bytes(t / "bomb.png", png);
+  size_t sof = 2;  // the SOF0 marker: FF C0, length, precision, height, width
+  while (sof + 9 < jpg.size() && !(jpg[sof] == 0xff && jpg[sof + 1] == 0xc0)) sof++;
+  ASSERT_LT(sof + 9, jpg.size());
+  jpg[sof + 5] = 60000 >> 8, jpg[sof + 6] = 60000 & 0xff, jpg[sof + 7] = 60000 >> 8, jpg[sof + 8] = 60000 & 0xff;
+  write_bytes(t / "bomb.jpg", jpg);
+  for (const std::string p : {t / "bomb.png", t / "bomb.jpg"}) {
+    try {
+      decode_image(p);
+      ADD_FAILURE() << p << " decoded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(p + ": 60000×60000 pixels is more than the limit of 178956970"),
+                std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Decode, CorruptTruncatedAndForeignFilesNameTheFile) {
   TempDir t;
   Image rgb = smooth(32, 24, 3);
-  write_png_raw(t / "ok.png", 32, 24, PNG_COLOR_TYPE_RGB, 8, rgb.px);
-  write_jpeg(t / "ok.jpg", 32, 24, 3, rgb.px, 90);
-  auto png = read_bytes(t / "ok.png"), jpg = read_bytes(t / "ok.jpg");
+  auto [png, jpg] = ok_png_and_jpeg(t, rgb);
   // truncations at several points, each must fail (JPEG: libjpeg alone would pad with grey and succeed)
   for (size_t keep : {size_t(12), png.size() / 2, png.size() - 5}) {
     std::string p = t / ("trunc" + std::to_string(keep) + ".png");

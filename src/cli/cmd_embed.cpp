@@ -11,6 +11,7 @@
 #include "cli/device.h"
 #include "eval/frozen_encoder.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "eval/features.h"
 #include "io/safetensors.h"
 #include "model/pretrained.h"
@@ -33,7 +34,7 @@ void run_embed(const EmbedArgs& a) {
   set_threads(a.threads);
   const DeviceSpec dev = select_device(a.device, a.precision);
   if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
-  if (a.num_workers < 0) fail("--num_workers must be ≥ 0, got ", a.num_workers);
+  limits::check_num_workers(a.num_workers);
   if (!(a.crop_pct >= 0.0 && a.crop_pct <= 1.0)) fail("--crop_pct must be in (0, 1] (0: auto), got ", a.crop_pct);
   if (a.global_pool && a.cls_token) fail("--global_pool and --cls_token contradict each other");
   {
@@ -52,6 +53,11 @@ void run_embed(const EmbedArgs& a) {
   std::fprintf(stderr, "checkpoint: %s (%s, config from %s)\n", a.checkpoint.c_str(), pt.format.c_str(),
                pt.config_source.c_str());
   std::fprintf(stderr, "data: %s\n", ds->description().c_str());
+  // The names tensor joins item names with newlines: a name holding one would put every later row out of step.
+  for (size_t i = 0; i < ds->size(); i++)
+    if (ds->item_name(i).find_first_of("\n\r") != std::string::npos)
+      fail("data item ", i, " '", ds->item_name(i), "': its name holds a line break, which the output's newline-joined "
+           "names cannot carry: rename the file");
   // The same transform as knn and linprobe (eval/frozen_encoder.h): the same flags give the same features.
   const TransformConfig tc = probe_eval_transform(*ds, cfg.img_size, cfg.in_chans, a.crop_pct);
   std::fprintf(stderr, "normalize: %s %s (the data's, as knn and linprobe)  crop_pct %g\n",

@@ -7,9 +7,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "data/decode.h"
 
 namespace fs = std::filesystem;
@@ -63,18 +65,28 @@ std::vector<uint8_t> read_idx_file(const std::string& path, int ndim, std::vecto
   if (head[3] != ndim)
     bail("has " + std::to_string(head[3]) + " dimensions, expected " + std::to_string(ndim));
   dims.assign(ndim, 0);
-  size_t total = 1;
+  uint64_t total = 1;  // checked against the budget at every factor: 16 × 2^30 × 2^30 must not wrap to 0
   for (int d = 0; d < ndim; d++) {
     uint8_t b[4];
     if (read(b, 4) != 4) bail("truncated header");
     uint32_t v = uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
     if (v == 0 || v > (1u << 30)) bail("dimension " + std::to_string(d) + " is " + std::to_string(v));
     dims[d] = int(v);
+    if (total > limits::kDatasetBytes / v)
+      bail("the header's dimensions ask for more than the limit of " + std::to_string(limits::kDatasetBytes) +
+           " bytes");
     total *= v;
   }
-  if (total > (size_t(1) << 36)) bail("implausibly large (" + std::to_string(total) + " bytes)");
-  std::vector<uint8_t> data(total);
-  size_t got = read(data.data(), total);
+  // Grown as the data arrives, not allocated from the header's word: a 16-byte file claiming 64 GiB costs nothing.
+  std::vector<uint8_t> data;
+  size_t got = 0;
+  while (got < total) {
+    const size_t want = size_t(std::min<uint64_t>(total - got, uint64_t(64) << 20));
+    data.resize(got + want);
+    const size_t r = read(data.data() + got, want);
+    got += r;
+    if (r < want) break;
+  }
   if (got != total)
     bail("truncated: " + std::to_string(got) + " of " + std::to_string(total) + " data bytes present");
   uint8_t extra;
@@ -146,6 +158,8 @@ Normalization IdxDataset::normalization() const {
 
 CifarDataset::CifarDataset(const std::vector<std::string>& files, const std::string& meta_path) : files_(files) {
   for (const auto& path : files) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) fail("CIFAR file ", path, ": not a regular file");
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) fail("CIFAR file ", path, ": cannot open: ", std::strerror(errno));
     std::fseek(f, 0, SEEK_END);
@@ -155,6 +169,10 @@ CifarDataset::CifarDataset(const std::vector<std::string>& files, const std::str
       std::fclose(f);
       fail("CIFAR file ", path, ": ", len, " bytes is not a whole number of ", kRecord,
            "-byte records (truncated, or not CIFAR-10 binary)");
+    }
+    if (uint64_t(records_.size()) + uint64_t(len) > limits::kDatasetBytes) {
+      std::fclose(f);
+      fail("CIFAR file ", path, ": the batches hold more than the limit of ", limits::kDatasetBytes, " bytes");
     }
     size_t at = records_.size();
     file_start_.push_back(at / kRecord);
@@ -223,6 +241,18 @@ bool is_dir(const fs::path& p) {
   return fs::is_directory(p, ec);  // follows symlinks
 }
 
+bool is_regular(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);  // follows symlinks: a link to a file is fine, to /dev/zero is not
+}
+
+// A folder's identity, links resolved: (device, inode).
+std::pair<uint64_t, uint64_t> dir_id(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return {0, 0};
+  return {uint64_t(st.st_dev), uint64_t(st.st_ino)};
+}
+
 }  // namespace
 
 FolderDataset::FolderDataset(const std::string& root) : root_(root) {
@@ -249,10 +279,12 @@ FolderDataset::FolderDataset(const std::string& root) : root_(root) {
     fs::path r = fs::path(root).lexically_normal();
     classes_.push_back(r.filename().empty() ? r.parent_path().filename().string() : r.filename().string());
     for (const auto& f : top_files) {
-      if (image_extension(f))
-        add(f, 0);
-      else
+      if (!image_extension(f))
         skipped_++;
+      else if (!is_regular(fs::path(root) / f))
+        special_++;
+      else
+        add(f, 0);
     }
   } else {
     skipped_ += top_files.size();  // ImageFolder ignores files beside the class folders too
@@ -261,6 +293,7 @@ FolderDataset::FolderDataset(const std::string& root) : root_(root) {
       std::vector<std::pair<std::string, std::string>> found;  // (dir relative to root, file name)
       fs::path cdir = fs::path(root) / classes_[label];
       auto opts = fs::directory_options::follow_directory_symlink | fs::directory_options::skip_permission_denied;
+      std::vector<std::pair<uint64_t, uint64_t>> chain{dir_id(cdir)};  // the current folder's ancestors
       for (auto it = fs::recursive_directory_iterator(cdir, opts, ec); !ec && it != fs::recursive_directory_iterator();
            it.increment(ec)) {
         const fs::path& p = it->path();
@@ -268,9 +301,23 @@ FolderDataset::FolderDataset(const std::string& root) : root_(root) {
           if (is_dir(p)) it.disable_recursion_pending();
           continue;
         }
-        if (is_dir(p)) continue;
+        if (is_dir(p)) {  // a link back to an ancestor would repeat the images until the path is too long
+          chain.resize(size_t(it.depth()) + 1);
+          const auto id = dir_id(p);
+          if (std::find(chain.begin(), chain.end(), id) != chain.end()) {
+            it.disable_recursion_pending();
+            cycles_++;
+          } else {
+            chain.push_back(id);
+          }
+          continue;
+        }
         if (!image_extension(p)) {
           skipped_++;
+          continue;
+        }
+        if (!is_regular(p)) {
+          special_++;
           continue;
         }
         found.emplace_back(p.parent_path().lexically_relative(root).string(), p.filename().string());
@@ -280,6 +327,9 @@ FolderDataset::FolderDataset(const std::string& root) : root_(root) {
       for (const auto& [dir, file] : found) add(dir + "/" + file, label);
     }
   }
+  if (special_ || cycles_)
+    std::fprintf(stderr, "warning: data folder %s: %zu image names that are not regular files skipped, %zu folder "
+                 "links back to their own ancestors not followed\n", root.c_str(), special_, cycles_);
   if (labels_.empty())
     fail("data folder ", root, ": no JPEG or PNG images found (", skipped_, " other files skipped)");
 }

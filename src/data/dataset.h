@@ -152,7 +152,9 @@ class FolderDataset : public Dataset {
   std::string names_;
   std::vector<size_t> name_end_;
   std::vector<int> labels_;
-  size_t skipped_ = 0;
+  size_t skipped_ = 0;   // files without an image extension
+  size_t special_ = 0;   // image names that are not regular files (pipes, devices, sockets, dangling links)
+  size_t cycles_ = 0;    // folder links back to one of their own ancestors, not followed
 };
 
 }  // namespace mae

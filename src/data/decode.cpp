@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jpeglib.h>
@@ -19,6 +20,7 @@
 #include <png.h>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace mae {
 
@@ -32,7 +34,16 @@ struct JpegErr {
   jpeg_error_mgr pub;  // first member: libjpeg hands back a pointer to it
   jmp_buf jump;
   char msg[kMsgLen];
+  bool too_large;  // msg is the pixel limit's, not corruption
 };
+
+// The pixel budget (core/limits.h), checked from the header before any pixel buffer exists.
+bool over_pixel_limit(uint64_t w, uint64_t h, char* msg) {
+  if (w * h <= limits::kImagePixels) return false;  // each ≤ 2^32: the product fits 64 bits
+  std::snprintf(msg, kMsgLen, "%llu×%llu pixels is more than the limit of %llu (PIL's DecompressionBombError)",
+                (unsigned long long)w, (unsigned long long)h, (unsigned long long)limits::kImagePixels);
+  return true;
+}
 
 void jpeg_error_exit(j_common_ptr cinfo) {
   auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
@@ -84,6 +95,11 @@ bool jpeg_decode(const uint8_t* data, size_t size, Image* out, JpegErr* err) {
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, data, (unsigned long)size);
   jpeg_read_header(&cinfo, TRUE);
+  if (over_pixel_limit(cinfo.image_width, cinfo.image_height, err->msg)) {
+    err->too_large = true;
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   bool adobe = cinfo.saw_Adobe_marker;
   if (cinfo.num_components == 1)
@@ -120,6 +136,7 @@ struct PngCtx {
   const uint8_t* data;
   size_t size, pos;
   char msg[kMsgLen];
+  bool too_large;  // msg is the pixel limit's, not corruption
 };
 
 void png_error_fn(png_structp png, png_const_charp m) {
@@ -150,21 +167,38 @@ bool png_decode(PngCtx* ctx, Image* out) {
   }
   png_set_read_fn(png, ctx, png_read_fn);
   png_read_info(png, info);
+  if (over_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), ctx->msg)) {
+    ctx->too_large = true;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
   int color = png_get_color_type(png, info);
   int depth = png_get_bit_depth(png, info);
-  if (depth == 16) png_set_strip_16(png);  // high byte, as PIL for 16-bit RGB(A)
+  // 16-bit grey is PIL's mode "I;16", whose conversion to L/RGB clips at 255; other 16-bit PNGs keep the high
+  // byte, as PIL's rawmodes RGB;16B / RGBA;16B / LA;16B do.
+  const bool grey16 = depth == 16 && color == PNG_COLOR_TYPE_GRAY;
+  if (depth == 16 && !grey16) png_set_strip_16(png);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);  // may add alpha from tRNS: dropped below
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   int passes = png_set_interlace_handling(png);
   png_read_update_info(png, info);
   int w = int(png_get_image_width(png, info)), h = int(png_get_image_height(png, info));
-  int nc = png_get_channels(png, info);
-  if (png_get_rowbytes(png, info) != size_t(w) * nc) png_error(png, "unexpected row size after transformations");
-  out->resize(w, h, nc);
+  const int nc = png_get_channels(png, info), bytes = grey16 ? 2 : nc;  // bytes per pixel as read
+  if (png_get_rowbytes(png, info) != size_t(w) * bytes) png_error(png, "unexpected row size after transformations");
+  out->resize(w, h, bytes);
   for (int p = 0; p < passes; p++)  // interlaced images fill the rows over several passes
-    for (int y = 0; y < h; y++) png_read_row(png, out->px.data() + size_t(y) * w * nc, nullptr);
+    for (int y = 0; y < h; y++) png_read_row(png, out->px.data() + size_t(y) * w * bytes, nullptr);
   png_read_end(png, nullptr);  // a file cut anywhere, even after the pixels, is reported
   png_destroy_read_struct(&png, &info, nullptr);
+  if (grey16) {  // big-endian 16-bit samples, clipped to 255 in place (the write index never passes the read)
+    uint8_t* q = out->px.data();
+    const size_t n = size_t(w) * h;
+    for (size_t i = 0; i < n; i++) {
+      const unsigned v = unsigned(q[2 * i]) << 8 | q[2 * i + 1];
+      q[i] = uint8_t(v > 255 ? 255 : v);
+    }
+    out->resize(w, h, 1);
+  }
   if (nc == 2 || nc == 4) {  // drop alpha in place: the write index never passes the read index
     int c = nc - 1;
     uint8_t* p = out->px.data();
@@ -222,11 +256,12 @@ bool is_png(const uint8_t* d, size_t n) {
 void decode_image_memory(const uint8_t* data, size_t size, const std::string& name, Image& out) {
   if (is_jpeg(data, size)) {
     JpegErr err;
-    err.msg[0] = 0;
-    if (!jpeg_decode(data, size, &out, &err)) fail("image ", name, ": corrupt JPEG: ", err.msg);
+    err.msg[0] = 0, err.too_large = false;
+    if (!jpeg_decode(data, size, &out, &err))
+      fail("image ", name, err.too_large ? ": " : ": corrupt JPEG: ", err.msg);
   } else if (is_png(data, size)) {
-    PngCtx ctx{data, size, 0, {}};
-    if (!png_decode(&ctx, &out)) fail("image ", name, ": corrupt PNG: ", ctx.msg);
+    PngCtx ctx{data, size, 0, {}, false};
+    if (!png_decode(&ctx, &out)) fail("image ", name, ctx.too_large ? ": " : ": corrupt PNG: ", ctx.msg);
   } else {
     fail("image ", name, ": not a JPEG or PNG file (", size == 0 ? "empty" : "unknown magic bytes", ")");
   }
@@ -238,17 +273,20 @@ void decode_image(const std::string& path, Image& out) {
   thread_local std::vector<uint8_t> buf;
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail("image ", path, ": cannot open: ", std::strerror(errno));
-  buf.clear();
-  size_t n = 0;
-  for (;;) {
-    if (buf.size() < n + 65536) buf.resize(std::max(n + 65536, buf.size() * 2));
-    size_t got = std::fread(buf.data() + n, 1, buf.size() - n, f);
-    n += got;
-    if (got == 0) break;
+  // A regular file of bounded size only: a FIFO would block forever, a link to /dev/zero never end.
+  struct stat st {};
+  if (::fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_size) > limits::kImageFileBytes) {
+    const bool regular = S_ISREG(st.st_mode);
+    std::fclose(f);
+    if (!regular) fail("image ", path, ": not a regular file (a pipe, device or socket)");
+    fail("image ", path, ": ", uint64_t(st.st_size), " bytes is more than the limit of ", limits::kImageFileBytes,
+         " for one image file");
   }
-  bool bad = std::ferror(f);
+  buf.resize(size_t(st.st_size) + 1);  // +1: a file that grew since the stat is seen, and refused
+  const size_t n = std::fread(buf.data(), 1, buf.size(), f);
+  bool bad = std::ferror(f) || n > size_t(st.st_size);
   std::fclose(f);
-  if (bad) fail("image ", path, ": read error");
+  if (bad) fail("image ", path, ": read error (or the file changed while it was read)");
   decode_image_memory(buf.data(), n, path, out);
 }
 

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <numeric>
+#include <system_error>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/rng.h"
 
 namespace mae {
@@ -12,7 +14,7 @@ Loader::Loader(const Dataset& ds, const LoaderConfig& cfg) : ds_(ds), cfg_(cfg),
   if (cfg.batch_size <= 0) fail("loader: batch size ", cfg.batch_size, " (must be > 0)");
   if (cfg.world < 1 || cfg.rank < 0 || cfg.rank >= cfg.world)
     fail("loader: rank ", cfg.rank, " of world ", cfg.world);
-  if (cfg.num_workers < 0) fail("loader: ", cfg.num_workers, " workers");
+  limits::check_num_workers(cfg.num_workers);
   if (ds.size() == 0) fail("loader: dataset ", ds.description(), " is empty");
   int ring = cfg.prefetch > 0 ? cfg.prefetch : std::max(2, cfg.num_workers + 1);
   ring_.resize(size_t(ring));
@@ -22,16 +24,26 @@ Loader::Loader(const Dataset& ds, const LoaderConfig& cfg) : ds_(ds), cfg_(cfg),
     s.batch.labels.reserve(size_t(cfg.batch_size));
     s.batch.indices.reserve(size_t(cfg.batch_size));
   }
-  for (int w = 0; w < cfg.num_workers; w++) threads_.emplace_back([this, w] { worker(w); });
+  try {
+    for (int w = 0; w < cfg.num_workers; w++) threads_.emplace_back([this, w] { worker(w); });
+  } catch (const std::system_error& e) {  // out of threads or memory: stop the ones started, then say so
+    const size_t started = threads_.size();
+    stop_workers();
+    fail("loader: cannot start loader thread ", started + 1, " of --num_workers ", cfg.num_workers, ": ", e.what(),
+         " (use fewer --num_workers)");
+  }
 }
 
-Loader::~Loader() {
+Loader::~Loader() { stop_workers(); }
+
+void Loader::stop_workers() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
   }
   work_cv_.notify_all();
   for (auto& t : threads_) t.join();
+  threads_.clear();
 }
 
 int64_t Loader::batch_count() const {

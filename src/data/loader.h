@@ -75,6 +75,7 @@ class Loader {
   const Batch* next();
 
  private:
+  void stop_workers();  // ask every worker to end and join them
   struct Slot {
     Batch batch;
     int64_t id = -1;       // batch index it is being filled for (-1: free)

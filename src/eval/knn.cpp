@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "data/dataset.h"
 #include "eval/frozen_encoder.h"
 #include "io/atomic_file.h"
@@ -92,7 +93,7 @@ KnnResult run_knn(const KnnArgs& a) {
   if (a.k < 1) fail("--k must be ≥ 1, got ", a.k);
   if (!(a.temperature > 0)) fail("--temperature must be > 0, got ", a.temperature);
   if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
-  if (a.num_workers < 0) fail("--num_workers must be ≥ 0");
+  limits::check_num_workers(a.num_workers);
   if (a.raw_pixels && a.random_init) fail("--raw_pixels and --random_init are two different baselines: pick one");
   if (!a.raw_pixels && a.checkpoint.empty() && !(a.random_init && !a.model.empty()))
     fail("--checkpoint is required (or --raw_pixels, or --random_init with --model NAME)");

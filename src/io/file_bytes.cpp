@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace mae::io {
 
@@ -28,6 +29,10 @@ Bytes read_file_bytes(const std::string& path) {
   if (S_ISDIR(st.st_mode)) {
     ::close(fd);
     fail(path, ": is a directory, not a file");
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {  // /dev/zero would never end
+    ::close(fd);
+    fail(path, ": not a regular file or a pipe (a device or socket)");
   }
   // Under AddressSanitizer (GCC says so by __SANITIZE_ADDRESS__, clang by __has_feature) read into an exact-size
   // heap buffer, so that overruns are reported instead of reading a mapping's zero tail.
@@ -68,6 +73,10 @@ Bytes read_file_bytes(const std::string& path) {
     }
     buf->resize(at + static_cast<size_t>(got));
     if (got == 0) break;
+    if (buf->size() > limits::kStreamBytes) {
+      ::close(fd);
+      fail(path, ": more than the limit of ", limits::kStreamBytes, " bytes read from a pipe");
+    }
   }
   ::close(fd);
   buf->shrink_to_fit();

@@ -1,6 +1,7 @@
 #include "model/pretrained.h"
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -77,6 +78,12 @@ Pretrained load_pretrained(const std::string& path, const std::string& model_nam
   const ParamList list = make_mae_params(p.config);
   p.params.assign(list.total, 0.0f);
   fill_params(w, list, p.params.data(), need_decoder);
+  // NaN/Inf weights (a diverged run's file) would give black reconstructions and NaN features without a word.
+  for (const ParamSpec& s : list.specs)
+    for (size_t i = 0; i < s.numel; ++i)
+      if (!std::isfinite(p.params[s.offset + i]))
+        fail(path, ": tensor '", s.name, "' holds a non-finite value (", p.params[s.offset + i], " at element ", i,
+             "): the weights of a diverged run cannot be used");
   p.norm = checkpoint_normalization(path, p.config.in_chans, &p.norm_source);
   return p;
 }

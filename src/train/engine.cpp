@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/progress.h"
 #include "dist/comm.h"
 #include "train/preempt.h"
@@ -30,7 +31,7 @@ void validate(const RunArgs& a) {
   if (!finite_ge0(a.warmup_epochs)) fail("--warmup_epochs must be a finite number ≥ 0, got ", a.warmup_epochs);
   if (a.max_steps < 0) fail("--max_steps must be ≥ 0, got ", a.max_steps);
   if (a.stop_epoch < 0) fail("--stop_epoch must be ≥ 0, got ", a.stop_epoch);
-  if (a.num_workers < 0 || a.num_workers > 256) fail("--num_workers must be in 0..256, got ", a.num_workers);
+  limits::check_num_workers(a.num_workers);
   if (a.start_epoch < -1 || a.start_epoch >= a.epochs)
     fail("--start_epoch must be in 0..", a.epochs - 1, " (below --epochs ", a.epochs, "), got ", a.start_epoch);
   if (a.save_every < 0) fail("--save_every must be ≥ 0, got ", a.save_every);

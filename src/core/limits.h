@@ -1,0 +1,29 @@
+// The allocation budget: how much a file's header or a flag may make mae allocate, stated once. Each reader checks
+// the sizes it is given in 64 bits against these before allocating, and its error names the file and the limit.
+// Model configs have their own bounds (model/config.cpp: grid, widths, depth, parameter count).
+#pragma once
+#include <cstdint>
+
+#include "core/error.h"
+
+namespace mae::limits {
+
+// Decoded image pixels (width × height): PIL's DecompressionBombError threshold (2 × Image.MAX_IMAGE_PIXELS), so
+// mae refuses exactly what torchvision's loader refuses.
+constexpr uint64_t kImagePixels = 178'956'970;
+// Bytes of one encoded image file (a JPEG/PNG larger than this is not a training image).
+constexpr uint64_t kImageFileBytes = uint64_t(1) << 30;
+// Bytes of one dataset array (IDX images, CIFAR batches) held in memory: 64 GiB.
+constexpr uint64_t kDatasetBytes = uint64_t(1) << 36;
+// Bytes read from a checkpoint that is a pipe (regular files are mapped, not read; devices are refused): 16 GiB,
+// six times a ViT-H checkpoint.
+constexpr uint64_t kStreamBytes = uint64_t(16) << 30;
+// Threads: --threads (OpenMP/BLAS) and --num_workers (loader threads).
+constexpr int kThreads = 1024;
+constexpr int kLoaderWorkers = 256;
+
+inline void check_num_workers(int n) {
+  if (n < 0 || n > kLoaderWorkers) fail("--num_workers must be in [0, ", kLoaderWorkers, "], got ", n);
+}
+
+}  // namespace mae::limits
