@@ -13,9 +13,10 @@
 
 namespace mae {
 
-// The op list once (an X-macro: X(ns, op) for every op of op_decls.inc that the model calls), so each backend
-// binds all of them the same way: the reference loops as plain function pointers, the CPU and CUDA backends through
-// wrappers that time each op when profiling is on (mae bench --profile).
+// The op list once (an X-macro: X(ns, op) for every op of op_decls.inc), so each backend binds all of them the
+// same way: the reference loops as plain function pointers, the CPU and CUDA backends through wrappers that time
+// each op when profiling is on (mae bench --profile). The model and the op tests (tests/op_harness.h) call ops
+// only through these bindings.
 #define MAE_OP_LIST(X, ns) \
   X(ns, linear_forward) \
   X(ns, linear_backward) \
@@ -28,6 +29,7 @@ namespace mae {
   X(ns, attention_forward) \
   X(ns, attention_backward) \
   X(ns, im2patch_cij) \
+  X(ns, im2patch_cij_backward) \
   X(ns, patchify_ijc) \
   X(ns, unpatchify_ijc) \
   X(ns, encoder_embed_forward) \

@@ -31,6 +31,7 @@ template <class T> void gelu_forward(T* out, const T* in, size_t n) {
 
 // din += dout · (Φ(x) + x·φ(x))
 template <class T> void gelu_backward(T* din, const T* dout, const T* in, size_t n) {
+  if (!din) return;
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (size_t i = 0; i < n; ++i) {
     const T x = in[i];

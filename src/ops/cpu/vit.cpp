@@ -93,6 +93,7 @@ template <class T> void token_pool_forward(T* out, const T* x, int B, int Tn, in
 }
 
 template <class T> void token_pool_backward(T* dx, const T* dout, int B, int Tn, int D, bool mean) {
+  if (!dx) return;
 #pragma omp parallel for schedule(static) if (size_t(B) * Tn * D > kParallelMin)
   for (int b = 0; b < B; ++b) {
     const T* g = dout + size_t(b) * D;

@@ -1,4 +1,4 @@
-// Fused attention for short sequences (attention_fused.cu), used by attention_forward/backward (linear.cu) when it
+// Fused attention for short sequences (attention_fused.cu), used by attention_forward/backward (attention.cu) when it
 // applies; they fall back to cuBLAS batched GEMMs + a softmax kernel otherwise. Plain C++.
 #pragma once
 

@@ -1,5 +1,7 @@
 // Shared by the CUDA op files (never included by plain C++): error checks, the process-wide context (stream,
-// cuBLAS/cuBLASLt handles, grow-only scratch), launch helpers and a deterministic column reduction.
+// cuBLAS/cuBLASLt handles, grow-only scratch), launch helpers for element-wise and row kernels, warp reductions,
+// a deterministic column reduction, and the helpers context.cu defines for several op files (bf16 operand copies,
+// a two-column sum).
 #pragma once
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -64,6 +66,36 @@ inline int blocks_for(size_t n, int threads, int cap = 1 << 16) {
   return int(b < 1 ? 1 : (b > size_t(cap) ? cap : b));
 }
 
+// ---- element-wise kernels: grid-stride loops, one thread per element, 256 threads per block ----
+#define MAE_GRID_STRIDE(i, n) \
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < (n); i += size_t(gridDim.x) * blockDim.x)
+inline int grid_for(size_t n) { return blocks_for(n, 256, ctx().sm_count * 32); }
+#define MAE_LAUNCH(kernel, n, ...)                                  \
+  do {                                                              \
+    if ((n) > 0) {                                                  \
+      kernel<<<grid_for(n), 256, 0, ctx().stream>>>(__VA_ARGS__);   \
+      MAE_CUDA_LAUNCHED();                                          \
+    }                                                               \
+  } while (0)
+
+// ---- row kernels: one warp per row, kWarpsPerBlock rows per block ----
+constexpr int kWarpsPerBlock = 8;
+inline int warp_blocks(size_t rows) { return blocks_for(rows * 32, 32 * kWarpsPerBlock, 1 << 30); }
+__device__ __forceinline__ size_t warp_row() { return (blockIdx.x * size_t(blockDim.x) + threadIdx.x) >> 5; }
+
+// ---- precision: under Precision::bf16 the GEMMs take bf16 copies of their operands ----
+inline bool bf16() { return ctx().prec == Precision::bf16; }
+// The bf16 copy of in (n floats) in scratch `slot`, enqueued on the stream (context.cu).
+__nv_bfloat16* to_bf16(Scratch slot, const float* in, size_t n);
+
+// out[0] = Σ a, out[1] = Σ b (b may be nullptr: 0) over n floats, in doubles and a fixed order; out is a device
+// pointer, the sum is enqueued on the stream (context.cu).
+void sum2(double* out, const float* a, const float* b, size_t n);
+
+// Exact GELU x·Φ(x), Φ through normcdff (erfc-based): keeps its relative accuracy in the left tail where
+// 1 + erf(x/√2) cancels, as the CPU's fast_phi does. gelu.cu and the fused bias + GELU kernel (fused.cu).
+__device__ __forceinline__ float gelu_value(float x) { return x * normcdff(x); }
+
 // ---- deterministic column sums: out[c] (+)= Σ_r f(r, c) for r < R, c < C ----
 // Stage 1: blocks of 32 columns × a slice of rows, 8 row-lanes each, reduced in shared memory to one partial per
 // (slice, column); stage 2 sums the slices in a fixed order. No atomics, so results repeat bit for bit.
@@ -118,18 +150,6 @@ __device__ __forceinline__ double warp_sum_d(double v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
-}
-
-// One AdamW element (the arithmetic of the CPU adamw_update): shared by the per-tensor and the flat-buffer kernels.
-__device__ __forceinline__ void adamw_element(float* p, float* m, float* v, const float* g, size_t i, float decay,
-                                              float b1, float b2, float omb1, float omb2, float step_size,
-                                              float bc2_sqrt, float eps) {
-  const float gi = g[i];
-  const float mi = m[i] * b1 + gi * omb1;
-  const float vi = v[i] * b2 + gi * gi * omb2;
-  m[i] = mi;
-  v[i] = vi;
-  p[i] = p[i] * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
 }
 
 }  // namespace mae::cuda

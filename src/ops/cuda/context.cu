@@ -1,5 +1,7 @@
-// The CUDA context (stream, cuBLAS/cuBLASLt handles, scratch), device memory, precision switch, the flat AdamW
-// kernel and small reductions shared by the callers.
+// The CUDA context and backend plumbing: stream, cuBLAS/cuBLASLt handles, scratch, device and pinned memory,
+// uploads, the precision switch, deferred readbacks, CUDA graphs, per-op profiling; and the small reductions and
+// conversions several op files share (common.cuh: colsum's second stage, bf16 operand copies, sum2, the sum of
+// squares behind the gradient norm).
 #include <cstdlib>
 #include <cmath>
 #include <algorithm>
@@ -434,31 +436,32 @@ __global__ void colsum_finish_kernel(float* out, const float* part, int slices, 
   out[c] = accumulate ? out[c] + s : s;
 }
 
-// ---- AdamW over the flat buffer: one launch, a grid-stride loop per segment chunk ----
+// ---- small reductions and conversions shared by the op files (common.cuh) ----
 namespace {
-struct Chunk {
-  size_t offset;
-  unsigned count;
-  unsigned decay;
-};
-constexpr unsigned kChunk = 8192;
-
-__global__ void adamw_flat_kernel(float* p, float* m, float* v, const float* g, const Chunk* chunks, int nchunks,
-                                  float decay_factor, float b1, float b2, float one_m_b1, float one_m_b2,
-                                  float step_size, float bc2_sqrt, float eps) {
-  for (int ci = blockIdx.x; ci < nchunks; ci += gridDim.x) {
-    const Chunk ch = chunks[ci];
-    const float decay = ch.decay ? decay_factor : 1.0f;
-    for (unsigned j = threadIdx.x; j < ch.count; j += blockDim.x)
-      adamw_element(p, m, v, g, ch.offset + j, decay, b1, b2, one_m_b1, one_m_b2, step_size, bc2_sqrt, eps);
-  }
+__global__ void to_bf16_kernel(__nv_bfloat16* out, const float* in, size_t n) {
+  MAE_GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(in[i]);
 }
 
-struct FlatCache {
-  std::vector<AdamWSegment> segs;
-  int nchunks = 0;
-};
-std::unordered_map<const void*, FlatCache> g_flat;
+// One block: out[0] = Σ a, out[1] = Σ b (doubles, fixed order per thread then a tree).
+__global__ void sum2_kernel(double* out, const float* a, const float* b, size_t n) {
+  double sa = 0, sb = 0;
+  for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
+    sa += a[i];
+    if (b) sb += b[i];
+  }
+  __shared__ double sh[2][32];
+  sa = warp_sum_d(sa);
+  sb = warp_sum_d(sb);
+  if ((threadIdx.x & 31) == 0) sh[0][threadIdx.x >> 5] = sa, sh[1][threadIdx.x >> 5] = sb;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    const bool in = threadIdx.x < (blockDim.x >> 5);
+    double x = in ? sh[0][threadIdx.x] : 0.0, y = in ? sh[1][threadIdx.x] : 0.0;
+    x = warp_sum_d(x);
+    y = warp_sum_d(y);
+    if (threadIdx.x == 0) out[0] = x, out[1] = y;
+  }
+}
 
 __global__ void sum_squares_kernel(double* out, const float* g, size_t n) {
   double s = 0;
@@ -483,37 +486,16 @@ __global__ void sum_partials_kernel(double* out, const double* part, int n) {
 }
 }  // namespace
 
-void adamw_flat(float* p, float* m, float* v, const float* g, const AdamWSegment* segs, int nsegs, const void* key,
-                float lr, float beta1, float beta2, float eps, float wd, long t) {
-  MAE_CHECK(t >= 1, "adamw step count t = ", t);
+__nv_bfloat16* to_bf16(Scratch slot, const float* in, size_t n) {
   Context& c = ctx();
-  FlatCache& fc = g_flat[key];
-  bool same = int(fc.segs.size()) == nsegs;
-  for (int i = 0; same && i < nsegs; ++i)
-    same = fc.segs[i].offset == segs[i].offset && fc.segs[i].numel == segs[i].numel && fc.segs[i].decay == segs[i].decay;
-  if (!same) {  // (re)build the chunk table: each segment cut into chunks of kChunk elements
-    std::vector<Chunk> host;
-    for (int i = 0; i < nsegs; ++i)
-      for (size_t o = 0; o < segs[i].numel; o += kChunk)
-        host.push_back({segs[i].offset + o, unsigned(std::min<size_t>(kChunk, segs[i].numel - o)),
-                        unsigned(segs[i].decay)});
-    fc.segs.assign(segs, segs + nsegs);
-    fc.nchunks = int(host.size());
-    // The table lives in the kAdamW slot: one cached list at a time is enough (one model per process).
-    void* d = c.get(kAdamW, host.size() * sizeof(Chunk) + 16);
-    upload_bytes(d, host.data(), host.size() * sizeof(Chunk));
-    for (auto& [k, other] : g_flat)
-      if (k != key) other.segs.clear();  // their table was overwritten
-  }
-  if (fc.nchunks == 0) return;
-  // the per-step scalars in double, as torch computes them in Python (same as cpu::adamw_update)
-  const float decay = float(1.0 - double(lr) * double(wd));
-  const float step_size = float(double(lr) / (1.0 - std::pow(double(beta1), double(t))));
-  const float bc2_sqrt = float(std::sqrt(1.0 - std::pow(double(beta2), double(t))));
-  const int grid = std::min(fc.nchunks, c.sm_count * 8);
-  adamw_flat_kernel<<<grid, 256, 0, c.stream>>>(p, m, v, g, static_cast<const Chunk*>(c.scratch[kAdamW]), fc.nchunks,
-                                                 decay, beta1, beta2, float(1.0 - double(beta1)),
-                                                 float(1.0 - double(beta2)), step_size, bc2_sqrt, eps);
+  auto* out = static_cast<__nv_bfloat16*>(c.get(slot, n * sizeof(__nv_bfloat16) + 16));
+  to_bf16_kernel<<<blocks_for(n, 256, c.sm_count * 16), 256, 0, c.stream>>>(out, in, n);
+  MAE_CUDA_LAUNCHED();
+  return out;
+}
+
+void sum2(double* out, const float* a, const float* b, size_t n) {
+  sum2_kernel<<<1, 1024, 0, ctx().stream>>>(out, a, b, n);
   MAE_CUDA_LAUNCHED();
 }
 

@@ -14,6 +14,7 @@ template <class T> void gelu_forward(T* out, const T* in, size_t n) {
 
 // d/dx [x·Φ(x)] = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).
 template <class T> void gelu_backward(T* din, const T* dout, const T* in, size_t n) {
+  if (!din) return;
   const double pi = 3.14159265358979323846;
   for (size_t i = 0; i < n; ++i) {
     const double x = in[i];

@@ -63,6 +63,7 @@ template <class T> void token_pool_forward(T* out, const T* x, int B, int Tn, in
 }
 
 template <class T> void token_pool_backward(T* dx, const T* dout, int B, int Tn, int D, bool mean) {
+  if (!dx) return;
   for (int b = 0; b < B; ++b)
     for (int d = 0; d < D; ++d) {
       const T g = dout[size_t(b) * D + d];

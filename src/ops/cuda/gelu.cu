@@ -1,0 +1,29 @@
+// Exact GELU on the GPU (torch.nn.GELU(), approximate='none'), one thread per element: out = x·Φ(x) with Φ
+// through normcdff (gelu_value, common.cuh); backward din += dout · (Φ(x) + x·φ(x)).
+#include "ops/cuda/common.cuh"
+
+namespace mae::cuda {
+
+namespace {
+constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
+
+__global__ void gelu_fwd(float* out, const float* in, size_t n) { MAE_GRID_STRIDE(i, n) out[i] = gelu_value(in[i]); }
+__global__ void gelu_bwd(float* din, const float* dout, const float* in, size_t n) {
+  MAE_GRID_STRIDE(i, n) {
+    const float x = in[i];
+    const float cdf = normcdff(x);
+    const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
+    din[i] += dout[i] * (cdf + x * pdf);
+  }
+}
+}  // namespace
+
+template <class T> void gelu_forward(T* out, const T* in, size_t n) { MAE_LAUNCH(gelu_fwd, n, out, in, n); }
+template <class T> void gelu_backward(T* din, const T* dout, const T* in, size_t n) {
+  if (din) MAE_LAUNCH(gelu_bwd, n, din, dout, in, n);
+}
+
+template void gelu_forward<float>(float*, const float*, size_t);
+template void gelu_backward<float>(float*, const float*, const float*, size_t);
+
+}  // namespace mae::cuda
