@@ -106,7 +106,6 @@ class Engine {
 
   RunResult run() {
     restore();
-    preempt::Guard guard;
     const auto t0 = Clock::now();
     bool stop = (a_.max_steps > 0 && st_.step >= a_.max_steps);
     for (int epoch = st_.epoch; epoch < end_epoch_ && !stop; ++epoch) stop = !run_epoch(epoch);
@@ -340,6 +339,9 @@ class Engine {
     return b;
   }
 
+  // First member: the signal handlers are in place before anything else of the run (restoring a checkpoint can take
+  // a while), so a signal at any moment after the task is built finishes a step and saves instead of killing.
+  preempt::Guard guard_;
   const RunArgs& a_;
   TrainTask& t_;
   const int world_;
