@@ -26,8 +26,8 @@ Loader::Loader(const Dataset& ds, const LoaderConfig& cfg) : ds_(ds), cfg_(cfg),
   int ring = cfg.prefetch > 0 ? cfg.prefetch : std::max(2, cfg.num_workers + 1);
   ring_.resize(size_t(ring));
   const size_t per_image = size_t(cfg.transform.channels) * cfg.transform.size * cfg.transform.size;
-  for (auto& s : ring_) {  // allocated once: batches only resize within capacity afterwards
-    s.batch.images.reserve(per_image * cfg.batch_size);
+  for (auto& s : ring_) {  // allocated and touched once: batches only resize within it afterwards
+    s.batch.images.resize(per_image * cfg.batch_size);
     s.batch.labels.reserve(size_t(cfg.batch_size));
     s.batch.indices.reserve(size_t(cfg.batch_size));
   }

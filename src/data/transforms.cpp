@@ -114,12 +114,62 @@ inline uint8_t clip8(int v) {
   return uint8_t(v >> kPrecisionBits);
 }
 
-// Pillow's ImagingResample (horizontal pass into an 8-bit band, then vertical) on the window w of src: the taps
-// never leave the window, and the box (x0, y0, x1, y1) is in window coordinates.
+// A rectangle of the source picture the resampling reads (its taps never leave it).
 struct Window {
   int left, top, width, height;
 };
 
+// dst (cols, rows, E) = src (rows, cols, E) transposed, elements of E bytes; src rows src_stride bytes apart.
+template <int E> void transpose(const uint8_t* src, size_t src_stride, uint8_t* dst, int rows, int cols) {
+  constexpr int kBlock = 32;  // a 32×32 tile of pixels stays in L1 both ways
+  for (int y0 = 0; y0 < rows; y0 += kBlock)
+    for (int x0 = 0; x0 < cols; x0 += kBlock) {
+      const int y1 = std::min(rows, y0 + kBlock), x1 = std::min(cols, x0 + kBlock);
+      for (int y = y0; y < y1; y++) {
+        const uint8_t* in = src + y * src_stride;
+        for (int x = x0; x < x1; x++)
+          for (int ch = 0; ch < E; ch++) dst[(size_t(x) * rows + y) * E + ch] = in[size_t(x) * E + ch];
+      }
+    }
+}
+
+void transpose(const uint8_t* src, size_t src_stride, uint8_t* dst, int rows, int cols, int e) {
+  switch (e) {
+    case 1: return transpose<1>(src, src_stride, dst, rows, cols);
+    case 3: return transpose<3>(src, src_stride, dst, rows, cols);
+    case 2: return transpose<2>(src, src_stride, dst, rows, cols);
+    default: return transpose<4>(src, src_stride, dst, rows, cols);
+  }
+}
+
+// Pillow's horizontal pass over window rows [first, first + rows) into s.tmp (rows, out_w, c). Every row shares the
+// same taps, so the window is transposed and each output column becomes a sum of whole input columns (int32, in
+// tap order: the same integers as Pillow's per-sample loop, vectorised), then transposed back.
+void horizontal_pass(const Image& src, const Window& w, int first, int rows, int out_w, int ksize, ResampleScratch& s) {
+  const int c = src.c, n = rows * c;
+  s.cols.resize(size_t(w.width) * n);
+  transpose(&src.px[(size_t(w.top + first) * src.w + w.left) * c], size_t(src.w) * c, s.cols.data(), rows, w.width, c);
+  s.acc.resize(size_t(n));
+  s.tmp_t.resize(size_t(out_w) * n);  // (out_w, rows, c)
+  int32_t* acc = s.acc.data();
+  for (int xx = 0; xx < out_w; xx++) {
+    const int xmin = s.bx[size_t(xx) * 2], xmax = s.bx[size_t(xx) * 2 + 1];
+    const int32_t* k = &s.kx[size_t(xx) * ksize];
+    std::fill_n(acc, n, int32_t(1) << (kPrecisionBits - 1));
+    for (int x = 0; x < xmax; x++) {
+      const uint8_t* col = &s.cols[size_t(xmin + x) * n];
+      const int32_t kv = k[x];
+      for (int i = 0; i < n; i++) acc[i] += int32_t(col[i]) * kv;
+    }
+    uint8_t* o = &s.tmp_t[size_t(xx) * n];
+    for (int i = 0; i < n; i++) o[i] = clip8(acc[i]);
+  }
+  s.tmp.resize(size_t(rows) * out_w * c);
+  transpose(s.tmp_t.data(), size_t(n), s.tmp.data(), out_w, rows, c);
+}
+
+// Pillow's ImagingResample (horizontal pass into an 8-bit band, then vertical) on the window w of src: the taps
+// never leave the window, and the box (x0, y0, x1, y1) is in window coordinates.
 void resample(const Image& src, const Window& w, double x0, double y0, double x1, double y1, int out_w, int out_h,
               Image& out, ResampleScratch& s) {
   MAE_CHECK(w.top >= 0 && w.left >= 0 && w.height > 0 && w.width > 0 && w.top + w.height <= src.h &&
@@ -146,20 +196,7 @@ void resample(const Image& src, const Window& w, double x0, double y0, double x1
     int last = s.by[size_t(out_h - 1) * 2] + s.by[size_t(out_h - 1) * 2 + 1];
     if (!need_v) first = 0, last = out_h;
     int rows = last - first;
-    s.tmp.resize(size_t(rows) * out_w * c);
-    for (int y = 0; y < rows; y++) {
-      const uint8_t* in = &src.px[(size_t(w.top + first + y) * src.w + w.left) * c];
-      uint8_t* o = &s.tmp[size_t(y) * out_w * c];
-      for (int xx = 0; xx < out_w; xx++) {
-        const int xmin = s.bx[size_t(xx) * 2], xmax = s.bx[size_t(xx) * 2 + 1];
-        const int32_t* k = &s.kx[size_t(xx) * kx];
-        for (int ch = 0; ch < c; ch++) {
-          int ss = 1 << (kPrecisionBits - 1);
-          for (int x = 0; x < xmax; x++) ss += int(in[(xmin + x) * c + ch]) * k[x];
-          o[xx * c + ch] = clip8(ss);
-        }
-      }
-    }
+    horizontal_pass(src, w, first, rows, out_w, kx, s);
     band = s.tmp.data(), band_w = out_w;
     if (!need_v) {
       std::copy_n(s.tmp.data(), out.px.size(), out.px.data());
@@ -169,21 +206,23 @@ void resample(const Image& src, const Window& w, double x0, double y0, double x1
     band = nullptr, band_w = w.width, first = 0;
   }
 
-  // Vertical pass.
+  // Vertical pass: whole rows at a time, int32 sums in the order of the taps (the same integers as Pillow's
+  // per-sample loop; rows of sums let the compiler vectorise).
+  const int n = out_w * c;
+  s.acc.resize(size_t(n));
+  int32_t* acc = s.acc.data();
   for (int yy = 0; yy < out_h; yy++) {
     const int ymin = s.by[size_t(yy) * 2] - first, ymax = s.by[size_t(yy) * 2 + 1];
     const int32_t* k = &s.ky[size_t(yy) * ky];
-    uint8_t* o = &out.px[size_t(yy) * out_w * c];
-    for (int xx = 0; xx < out_w * c; xx++) {
-      int ss = 1 << (kPrecisionBits - 1);
-      if (band) {
-        for (int y = 0; y < ymax; y++) ss += int(band[size_t(ymin + y) * band_w * c + xx]) * k[y];
-      } else {
-        for (int y = 0; y < ymax; y++)
-          ss += int(src.px[(size_t(w.top + ymin + y) * src.w + w.left) * c + xx]) * k[y];
-      }
-      o[xx] = clip8(ss);
+    std::fill_n(acc, n, int32_t(1) << (kPrecisionBits - 1));
+    for (int y = 0; y < ymax; y++) {
+      const uint8_t* row = band ? band + size_t(ymin + y) * band_w * c
+                                : &src.px[(size_t(w.top + ymin + y) * src.w + w.left) * c];
+      const int32_t ky_ = k[y];
+      for (int i = 0; i < n; i++) acc[i] += int32_t(row[i]) * ky_;
     }
+    uint8_t* o = &out.px[size_t(yy) * n];
+    for (int i = 0; i < n; i++) o[i] = clip8(acc[i]);
   }
 }
 
@@ -329,6 +368,22 @@ void Transform::emit(const Placed& p, Rng& rng, float* out, TransformScratch& s)
     return;
   }
   const Image& r = *p.r;
+  if (p.top == 0 && p.left == 0 && r.w == S && r.h == S) {  // train crops: the window is the picture
+    for (int ch = 0; ch < C; ch++) {
+      const float* lut = &lut_[size_t(ch) * 256];
+      const int rc = r.c == 1 ? 0 : ch;
+      float* o = out + size_t(ch) * S * S;  // (S, S) plane of channel ch
+      for (int y = 0; y < S; y++) {
+        const uint8_t* row = &r.px[size_t(y) * S * r.c + rc];
+        float* oy = o + size_t(y) * S;
+        if (p.flip)
+          for (int x = 0; x < S; x++) oy[x] = lut[row[size_t(S - 1 - x) * r.c]];
+        else
+          for (int x = 0; x < S; x++) oy[x] = lut[row[size_t(x) * r.c]];
+      }
+    }
+    return;
+  }
   for (int ch = 0; ch < C; ch++) {
     const float* lut = &lut_[size_t(ch) * 256];
     const int rc = r.c == 1 ? 0 : ch;

@@ -43,7 +43,9 @@ struct ResampleScratch {
   std::vector<double> dk;
   std::vector<int32_t> kx, ky;
   std::vector<int> bx, by;
-  std::vector<uint8_t> tmp;
+  std::vector<uint8_t> tmp;            // the horizontal pass's output (rows, out_w, c)
+  std::vector<uint8_t> cols, tmp_t;    // the window and tmp transposed (columns contiguous)
+  std::vector<int32_t> acc;            // one output column / row of sums
 };
 
 // PIL's Image.crop(box).resize((out_w, out_h), Image.BICUBIC) for 8-bit src with any channel count: Keys' cubic
