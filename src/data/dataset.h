@@ -1,5 +1,5 @@
 // Datasets: an indexable, read-only collection of labelled 8-bit images. The kinds users bring (docs/architecture.md
-// §5–6): MNIST-style IDX files (plain or gzipped), CIFAR-10 binary batches, image folders (ImageNet-style class
+// §5): MNIST-style IDX files (plain or gzipped), CIFAR-10 binary batches, image folders (ImageNet-style class
 // subfolders, or a flat folder = one class), and tar shards in the WebDataset layout (data/shard_dataset.h).
 // open_dataset() picks the kind from what is at the path.
 #pragma once
