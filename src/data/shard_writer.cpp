@@ -30,8 +30,10 @@ std::string sample_key(size_t index, int width, const std::string& path) {
   for (char& ch : stem)
     if (ch == '.' || ch == '/' || (unsigned char)ch < 0x20 || ch == 0x7f) ch = '_';
   key += "_" + stem;
-  if (key.size() > kKeyBytes) key.resize(kKeyBytes);
-  while ((unsigned char)key.back() >= 0x80) key.pop_back();  // never leave half a UTF-8 character
+  if (key.size() > kKeyBytes) {
+    key.resize(kKeyBytes);
+    while ((unsigned char)key.back() >= 0x80) key.pop_back();  // never leave half a UTF-8 character
+  }
   return key;
 }
 
