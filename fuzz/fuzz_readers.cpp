@@ -1,10 +1,12 @@
 // libFuzzer target for every reader of untrusted bytes: the safetensors reader, the ZIP reader + restricted
-// unpickler + .pth tensors, and the JPEG/PNG decoder. Each input goes to all of them (each rejects foreign bytes at
+// unpickler + .pth tensors, the JPEG/PNG decoder (whole and by region), and tar shards (the ustar/pax reader with
+// the shard index built on it, and the index cache file). Each input goes to all of them (each rejects foreign bytes at
 // once), and additionally, as a bare pickle, both to the unpickler alone and wrapped into a torch-style archive with
 // a few fixed storages, so that mutated pickles reach the tensor code without first having to keep a ZIP intact.
 // A reader may reject an input only with mae::Error; any other exception, crash, leak or sanitizer report is a bug.
 //
 //   fuzz/run.sh [seconds]      (builds with clang -fsanitize=fuzzer,address,undefined into build-fuzz)
+#include <fcntl.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -15,6 +17,7 @@
 
 #include "core/error.h"
 #include "data/decode.h"
+#include "data/shard_index.h"
 #include "io/pickle.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
@@ -112,11 +115,40 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  // 4. A JPEG or PNG image.
+  // 4. A JPEG or PNG image; a JPEG also by region, at a DCT scale, as --decode fast reads it.
   try {
     Image img;
     decode_image_memory(data, size, "fuzz.img", img);
   } catch (const Error&) {
+  }
+  try {
+    JpegInfo info;
+    if (read_jpeg_info(data, size, "fuzz.jpg", info) && !info.cmyk) {
+      const int d = 1 << (size % 4), w = (info.width + d - 1) / d, h = (info.height + d - 1) / d;
+      Image region;
+      int x0 = 0;
+      decode_jpeg_region(data, size, "fuzz.jpg", d, w / 3, h / 4, w / 3 + (w + 1) / 2, h / 4 + (h + 1) / 2, region, x0);
+    }
+  } catch (const Error&) {
+  }
+
+  // 5. A tar shard (its index built from the headers), and the same bytes as an index cache file.
+  if (size >= 512) {
+    static const std::string tar = "/tmp/mae_fuzz_" + std::to_string(::getpid()) + ".tar";
+    if (FILE* f = std::fopen(tar.c_str(), "wb")) {
+      std::fwrite(data, 1, size, f);
+      std::fclose(f);
+      const int fd = ::open(tar.c_str(), O_RDONLY);
+      try {
+        const ShardIndex idx = build_shard_index(fd, size, 0, tar);
+        for (size_t i = 0; i < idx.samples.size(); i++) (void)idx.key(i).size();
+      } catch (const Error&) {
+      }
+      ::close(fd);
+      ShardIndex cached;
+      if (load_shard_index(tar, 1 << 20, 0, cached))
+        for (size_t i = 0; i < cached.samples.size(); i++) (void)cached.key(i).size();
+    }
   }
   return 0;
 }

@@ -8,11 +8,13 @@ better than it invents them). Needs numpy and PIL (Debian's /usr/bin/python3 has
   mixed_deflate.pth      tests/fixtures/tiny_mixed.pth re-zipped with deflate
   mixed_zip64.pth        the same archive with every size and offset in ZIP64 records
   mixed.pkl, official.pkl  the bare data.pkl of tiny_mixed.pth (protocol 4) and tiny_official.pth (protocol 2)
+  shard.tar              a WebDataset shard (pax format: a long name; .jpg + .cls, .png + .json samples)
 """
 import io
 import os
 import struct
 import sys
+import tarfile
 import zipfile
 import zlib
 
@@ -90,6 +92,13 @@ def main():
     with zipfile.ZipFile(os.path.join(fixtures, "tiny_official.pth")) as z:
         with open(os.path.join(OUT, "official.pkl"), "wb") as f:
             f.write(z.read("tiny_official/data.pkl"))
+    with tarfile.open(os.path.join(OUT, "shard.tar"), "w", format=tarfile.PAX_FORMAT) as t:
+        for name, src, label in (("k" * 120 + ".jpg", "jpg_grey.jpg", b"3"), ("b.png", "png_grey.png", b'{"label": 1}')):
+            for member, data in ((name, open(os.path.join(OUT, src), "rb").read()),
+                                 (name.split(".")[0] + (".cls" if label[:1] != b"{" else ".json"), label)):
+                ti = tarfile.TarInfo(member)
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
     for name in sorted(os.listdir(OUT)):
         print(f"{os.path.getsize(os.path.join(OUT, name)):7d}  {name}")
 

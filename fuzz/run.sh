@@ -13,7 +13,7 @@ CXX=${CXX_FUZZ:-clang++}
 mkdir -p "$OUT/corpus" "$OUT/crashes"
 
 SOURCES=(fuzz/fuzz_readers.cpp src/io/file_bytes.cpp src/io/safetensors.cpp src/io/atomic_file.cpp src/io/zip_reader.cpp src/io/pickle.cpp
-         src/io/pth.cpp src/data/decode.cpp)
+         src/io/pth.cpp src/data/decode.cpp src/data/replace_file.cpp src/data/tar.cpp src/data/shard_index.cpp)
 BIN="$OUT/fuzz_readers"
 cd "$SRC"
 stale=0

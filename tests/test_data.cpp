@@ -22,6 +22,7 @@
 #include "data/decode.h"
 #include "data/loader.h"
 #include "data/transforms.h"
+#include "data_files.h"
 
 namespace fs = std::filesystem;
 using namespace mae;
@@ -30,30 +31,9 @@ namespace {
 
 // ------------------------------------------------------------------------------------------------------- helpers
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "mae_test_data_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (!p) throw std::runtime_error("mkdtemp failed");
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-};
-
-void write_bytes(const std::string& path, const std::vector<uint8_t>& b) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-}
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
+using test::read_bytes;
+using test::TempDir;
+using test::write_bytes;
 
 // A PNG of any colour type and depth, straight from libpng. rows: packed bytes as the PNG stores them.
 void write_png_raw(const std::string& path, int w, int h, int color, int depth, const std::vector<uint8_t>& rows,

@@ -1,4 +1,5 @@
-// mae bench: training-step (forward + backward + AdamW) and forward-only throughput of a model config.
+// mae bench: training-step (forward + backward + AdamW) and forward-only throughput of a model config; with
+// --loader, the input pipeline alone (cli/bench_loader.h).
 // Timings live here and in bench/, never in tests.
 #include <sys/resource.h>
 
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "cli/bench_loader.h"
 #include "cli/common.h"
 #include "cli/device.h"
 #include "core/error.h"
@@ -188,7 +190,10 @@ void run_bench(const BenchArgs& a) {
 
 void add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  auto* c = app.add_subcommand("bench", "Training-step and forward throughput of a model config");
+  auto l = std::make_shared<LoaderBenchArgs>();
+  auto loader = std::make_shared<bool>(false);
+  auto* c = app.add_subcommand("bench", "Training-step and forward throughput of a model config, or (--loader) of "
+                                        "the input pipeline");
   c->add_option("--model", a->model, "Preset name")->capture_default_str();
   c->add_option("--checkpoint", a->checkpoint, "Take the config (and weights) from this checkpoint instead");
   c->add_option("--batch_size,--batch-size", a->batch_size, "Batch size")->capture_default_str();
@@ -203,7 +208,19 @@ void add_bench(CLI::App& app) {
               "Time per op over 3 more training steps (GPU: events around each op; CPU: wall time)");
   add_device_options(c, a->device, a->precision);
   add_cuda_graph_option(c, a->cuda_graph);
-  c->callback([a] { run_bench(*a); });
+  c->add_flag("--loader", *loader,
+              "Time the training input pipeline instead (decode + RandomResizedCrop + flip + normalise) on --data_path");
+  c->add_option("--data_path,--data-path", l->data_path, "--loader: the data (folder, shards, ...)");
+  c->add_option("--decode", l->decode, "--loader: exact or fast")->capture_default_str();
+  c->add_option("--num_workers,--num-workers", l->num_workers, "--loader: loader threads")->capture_default_str();
+  c->add_option("--input_size,--input-size", l->input_size, "--loader: crop size")->capture_default_str();
+  c->add_option("--batches", l->batches, "--loader: batches to time (0: one epoch)")->capture_default_str();
+  c->callback([a, l, loader] {
+    if (!*loader) return run_bench(*a);
+    l->batch_size = a->batch_size, l->json = a->json;
+    set_threads(a->threads);
+    run_loader_bench(*l);
+  });
 }
 
 }  // namespace mae::cli

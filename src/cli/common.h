@@ -22,5 +22,6 @@ void add_knn(CLI::App& app);
 void add_linprobe(CLI::App& app);
 void add_reconstruct(CLI::App& app);
 void add_embed(CLI::App& app);
+void add_shard(CLI::App& app);
 
 }  // namespace mae::cli

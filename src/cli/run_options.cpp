@@ -55,7 +55,12 @@ std::shared_ptr<RunCli> add_run_options(CLI::App* c, RunArgs& a) {
                 "Stop after this many epochs (the lr schedule still spans --epochs; resume later); 0: all")
       ->capture_default_str();
   c->add_option("--data_path,--data-path", a.data_path,
-                "IDX folder, CIFAR-10 batches, or image folder (<root>/train/<class>/*); default Fashion-MNIST");
+                "IDX folder, CIFAR-10 batches, image folder (<root>/train/<class>/*), or tar shards (a folder of "
+                ".tar, or a pattern such as 'shards/train-{000000..000146}.tar'); default Fashion-MNIST");
+  c->add_option("--decode", a.decode,
+                "Training crops: exact (decode whole JPEGs, then crop: PIL's bytes) or fast (decode only the crop, "
+                "at a reduced DCT scale when it is large)")
+      ->capture_default_str();
   c->add_option("--num_workers,--num-workers", a.num_workers, "Loader threads decoding ahead")->capture_default_str();
   c->add_option("--seed", a.seed, "Seed (init, data order, augmentation, masks)")->capture_default_str();
   c->add_option("--output_dir,--output-dir", a.output_dir, "Checkpoints go here")->capture_default_str();

@@ -18,6 +18,16 @@ constexpr uint64_t kDatasetBytes = uint64_t(1) << 36;
 // Bytes read from a checkpoint that is a pipe (regular files are mapped, not read; devices are refused): 16 GiB,
 // six times a ViT-H checkpoint.
 constexpr uint64_t kStreamBytes = uint64_t(16) << 30;
+// Tar shards (data/tar_reader.h, data/shard_index.h): a member name with its pax/GNU long form, the bytes of a
+// member read into memory whole (labels .cls/.json, pax headers; images are bounded by kImageFileBytes), and the
+// number of shard files one pattern may expand to.
+constexpr uint64_t kTarNameBytes = 4096;
+constexpr uint64_t kShardMetaBytes = uint64_t(1) << 20;
+constexpr uint64_t kShardFiles = uint64_t(1) << 20;
+// Samples of one dataset (shard indexes hold a count read from a file) and classes of a label (a head's size
+// follows it: ImageNet-21k has 21,841).
+constexpr uint64_t kDatasetItems = uint64_t(1) << 32;
+constexpr int64_t kClasses = int64_t(1) << 20;
 // Threads: --threads (OpenMP/BLAS) and --num_workers (loader threads).
 constexpr int kThreads = 1024;
 constexpr int kLoaderWorkers = 256;

@@ -17,6 +17,7 @@ constexpr uint64_t mask = 0x6d61736b;      // model: masking noise
 constexpr uint64_t init = 0x696e6974;      // model: parameter initialisation
 constexpr uint64_t drop = 0x64726f70;      // model: drop path / dropout
 constexpr uint64_t mixup = 0x6d697875;     // data: mixup/cutmix of one batch, keyed (epoch, batch index)
+constexpr uint64_t shard = 0x73686172;     // data: the one-time sample order of `mae shard`, keyed (0, 0)
 }  // namespace stream
 
 class Rng {

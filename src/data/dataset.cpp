@@ -13,6 +13,8 @@
 #include "core/error.h"
 #include "core/limits.h"
 #include "data/decode.h"
+#include "data/shard_dataset.h"
+#include "data/shard_paths.h"
 
 namespace fs = std::filesystem;
 
@@ -341,6 +343,11 @@ std::string FolderDataset::path(size_t i) const {
 
 void FolderDataset::load(size_t i, Image& out) const { decode_image(path(i), out); }
 
+bool FolderDataset::load_encoded(size_t i, std::vector<uint8_t>& bytes) const {
+  read_image_file(path(i), bytes);
+  return true;
+}
+
 std::string FolderDataset::description() const {
   std::string s = detail::cat("image folder ", root_, ": ", size(), " images, ");
   if (flat_)
@@ -404,9 +411,16 @@ std::unique_ptr<Dataset> open_cifar(const fs::path& dir, bool train) {
   return std::make_unique<CifarDataset>(files, fs::exists(meta) ? meta.string() : "");
 }
 
+// The tar shards of a folder for this split; nullptr when it holds no .tar file.
+std::unique_ptr<Dataset> open_shards(const fs::path& dir, bool train, const DataOptions& opt) {
+  auto shards = shards_in_folder(dir.string(), train);
+  if (shards.empty()) return nullptr;
+  return std::make_unique<ShardDataset>(shards, dir.string(), opt.index_dir);
+}
+
 }  // namespace
 
-std::unique_ptr<Dataset> open_dataset(const std::string& path_in, const std::string& split) {
+std::unique_ptr<Dataset> open_dataset(const std::string& path_in, const std::string& split, const DataOptions& opt) {
   bool train;
   if (split == "train")
     train = true;
@@ -416,13 +430,19 @@ std::unique_ptr<Dataset> open_dataset(const std::string& path_in, const std::str
     fail("unknown data split '", split, "' (use train, val or test)");
   std::string path = path_in.empty() ? default_data_path() : path_in;
   std::error_code ec;
+  if (is_shard_pattern(path) && !fs::exists(path, ec))
+    return std::make_unique<ShardDataset>(resolve_shard_pattern(path), path, opt.index_dir);
   if (!fs::exists(path, ec)) {
     if (path_in.empty())
       fail("data path ", path, " (the Fashion-MNIST default) does not exist: install the Debian package "
            "dataset-fashion-mnist or give a data path");
     fail("data path ", path, " does not exist");
   }
-  if (!is_dir(path)) fail("data path ", path, " is not a directory (give the folder that holds the data)");
+  if (!is_dir(path) && fs::path(path).extension() == ".tar" && is_regular(path))
+    return std::make_unique<ShardDataset>(std::vector<std::string>{path}, path, opt.index_dir);
+  if (!is_dir(path))
+    fail("data path ", path, " is not a directory (give the folder that holds the data, a .tar shard or a shard "
+         "pattern)");
 
   fs::path dir(path);
   if (is_dir(dir / "cifar-10-batches-bin")) dir /= "cifar-10-batches-bin";  // the CIFAR tarball's own folder
@@ -438,6 +458,7 @@ std::unique_ptr<Dataset> open_dataset(const std::string& path_in, const std::str
     if ((f.rfind("data_batch_", 0) == 0 && ends_with(f, ".bin")) || f == "test_batch.bin")
       return open_cifar(dir, train);
 
+  if (auto shards = open_shards(dir, train, opt)) return shards;
   bool has_train = is_dir(dir / "train"), has_val = is_dir(dir / "val"), has_test = is_dir(dir / "test");
   if (has_train || has_val || has_test) {
     fs::path sub;
@@ -448,6 +469,7 @@ std::unique_ptr<Dataset> open_dataset(const std::string& path_in, const std::str
     if (sub.empty())
       fail("data path ", dir.string(), " has ", has_train ? "train/" : "val/ or test/", " but no ",
            train ? "train/" : "val/ or test/", " folder for split '", split, "'");
+    if (auto shards = open_shards(sub, train, opt)) return shards;
     return std::make_unique<FolderDataset>(sub.string());
   }
   // A class or flat folder without splits serves every split (the same images).

@@ -1,6 +1,7 @@
-// Datasets: an indexable, read-only collection of labelled 8-bit images. Three kinds users bring (docs/architecture.md §5):
-// MNIST-style IDX files (plain or gzipped), CIFAR-10 binary batches, and image folders (ImageNet-style class
-// subfolders, or a flat folder = one class). open_dataset() picks the kind from what is at the path.
+// Datasets: an indexable, read-only collection of labelled 8-bit images. The kinds users bring (docs/architecture.md
+// §5): MNIST-style IDX files (plain or gzipped), CIFAR-10 binary batches, image folders (ImageNet-style class
+// subfolders, or a flat folder = one class), and tar shards in the WebDataset layout (data/shard_dataset.h).
+// open_dataset() picks the kind from what is at the path.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -36,12 +37,15 @@ class Dataset {
   virtual int width() const { return 0; }
   // Decodes image i into out (reusing its buffer). Thread-safe; throws mae::Error naming the file on failure.
   virtual void load(size_t i, Image& out) const = 0;
+  // The encoded file of image i (JPEG/PNG bytes as stored), for decoders that read only part of a picture
+  // (--decode fast). false where the dataset holds no encoded files (IDX, CIFAR): then use load().
+  virtual bool load_encoded(size_t i, std::vector<uint8_t>& bytes) const { return false; }
   Image load(size_t i) const {
     Image img;
     load(i, img);
     return img;
   }
-  virtual std::string name() const = 0;         // kind: "idx", "cifar10", "folder"
+  virtual std::string name() const = 0;         // kind: "idx", "cifar10", "folder", "shards"
   virtual std::string description() const = 0;  // one line for logs: where, how many, what size, classes
   virtual std::string item_name(size_t i) const = 0;  // file (and record) of item i, for messages
   virtual std::vector<std::string> class_names() const = 0;
@@ -52,14 +56,24 @@ class Dataset {
 // Fashion-MNIST from the Debian package dataset-fashion-mnist: the default when no data path is given.
 const char* default_data_path();
 
+// How a dataset is opened beyond its path.
+struct DataOptions {
+  // Where tar shard indexes are cached when the shards' folder is not writable (the run's output folder); "" =
+  // keep them in memory (data/shard_index.h).
+  std::string index_dir;
+};
+
 // split: "train", or "val"/"test" (synonyms: whichever exists). Detection, in order:
 //   ""                                   → default_data_path()
+//   a pattern (braces or * ? [) or a .tar file → tar shards (data/shard_paths.h), the same for every split
 //   a directory with *-ubyte[.gz] files   → IDX: train-images/labels for "train", t10k-* otherwise
 //   a directory with data_batch_*.bin / test_batch.bin (or its cifar-10-batches-bin/ subfolder) → CIFAR-10
-//   a directory with train/ or val/ (test/) subfolders → a folder dataset on <path>/<split>
+//   a directory with *.tar files         → tar shards: train*.tar for "train", val*.tar (else test*.tar) otherwise;
+//                                          all of them for every split when no name starts with train/val/test
+//   a directory with train/ or val/ (test/) subfolders → the same detection (shards, else a folder) on <path>/<split>
 //   any other directory                   → a folder dataset: class subfolders, or a flat folder of images
 // A missing, non-directory or empty path throws mae::Error naming it.
-std::unique_ptr<Dataset> open_dataset(const std::string& path, const std::string& split);
+std::unique_ptr<Dataset> open_dataset(const std::string& path, const std::string& split, const DataOptions& opt = {});
 
 // ------------------------------------------------------------------------------------------------- implementations
 
@@ -138,6 +152,7 @@ class FolderDataset : public Dataset {
   int channels() const override { return 3; }
   void load(size_t i, Image& out) const override;
   using Dataset::load;
+  bool load_encoded(size_t i, std::vector<uint8_t>& bytes) const override;
   std::string name() const override { return "folder"; }
   std::string description() const override;
   std::string item_name(size_t i) const override { return path(i); }

@@ -5,7 +5,6 @@
 #include "data/decode.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -21,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/limits.h"
+#include "data/replace_file.h"
 
 namespace mae {
 
@@ -55,10 +55,20 @@ void jpeg_error_exit(j_common_ptr cinfo) {
 
 // Warnings (level -1) about corrupt entropy data are tolerated like PIL does, but running out of data is not:
 // libjpeg would pad a truncated file with grey and call it a success.
+// Image data that ends at the EOI marker before the rows the header announces is the same failure seen from the
+// other side: a header that lies about the size (libjpeg, and PIL, would pad it with grey).
 void jpeg_emit_message(j_common_ptr cinfo, int level) {
   if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
     auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
     std::snprintf(e->msg, kMsgLen, "premature end of JPEG data (truncated file)");
+    std::longjmp(e->jump, 1);
+  }
+  if (level == -1 && cinfo->err->msg_code == JWRN_HIT_MARKER &&
+      reinterpret_cast<j_decompress_ptr>(cinfo)->unread_marker == 0xD9) {
+    auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
+    auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+    std::snprintf(e->msg, kMsgLen, "the image data ends before the %u×%u pixels its header announces (near row %u)",
+                  d->image_width, d->image_height, d->output_scanline);
     std::longjmp(e->jump, 1);
   }
   if (level == -1) cinfo->err->num_warnings++;
@@ -82,32 +92,40 @@ void cmyk_row_to_rgb(const uint8_t* in, uint8_t* out, int w, bool adobe) {
   }
 }
 
-bool jpeg_decode(const uint8_t* data, size_t size, Image* out, JpegErr* err) {
-  jpeg_decompress_struct cinfo;
-  std::memset(&cinfo, 0, sizeof cinfo);  // so jpeg_destroy is safe whenever the jump comes
-  cinfo.err = jpeg_std_error(&err->pub);
+void jpeg_init_err(jpeg_decompress_struct* cinfo, JpegErr* err) {
+  std::memset(cinfo, 0, sizeof *cinfo);  // so jpeg_destroy is safe whenever the jump comes
+  cinfo->err = jpeg_std_error(&err->pub);
   err->pub.error_exit = jpeg_error_exit;
   err->pub.emit_message = jpeg_emit_message;
-  if (setjmp(err->jump)) {
-    jpeg_destroy_decompress(&cinfo);
-    return false;
-  }
-  jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, data, (unsigned long)size);
-  jpeg_read_header(&cinfo, TRUE);
-  if (over_pixel_limit(cinfo.image_width, cinfo.image_height, err->msg)) {
+}
+
+// Creates the decompressor on data and reads the header; false (err->msg set) when the picture is over the pixel
+// budget. Called after the caller's setjmp: it holds nothing with a destructor, so a longjmp through it is safe.
+bool jpeg_open(jpeg_decompress_struct* cinfo, JpegErr* err, const uint8_t* data, size_t size) {
+  jpeg_create_decompress(cinfo);
+  jpeg_mem_src(cinfo, data, (unsigned long)size);
+  jpeg_read_header(cinfo, TRUE);
+  if (over_pixel_limit(cinfo->image_width, cinfo->image_height, err->msg)) {
     err->too_large = true;
-    jpeg_destroy_decompress(&cinfo);
     return false;
   }
-  bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  const bool cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
+  cinfo->out_color_space = cinfo->num_components == 1 ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
+  return true;
+}
+
+bool jpeg_fail(jpeg_decompress_struct* cinfo) {
+  jpeg_destroy_decompress(cinfo);
+  return false;
+}
+
+bool jpeg_decode(const uint8_t* data, size_t size, Image* out, JpegErr* err) {
+  jpeg_decompress_struct cinfo;
+  jpeg_init_err(&cinfo, err);
+  if (setjmp(err->jump)) return jpeg_fail(&cinfo);  // setjmp only as a whole condition: C allows no other use
+  if (!jpeg_open(&cinfo, err, data, size)) return jpeg_fail(&cinfo);
+  const bool cmyk = cinfo.out_color_space == JCS_CMYK;
   bool adobe = cinfo.saw_Adobe_marker;
-  if (cinfo.num_components == 1)
-    cinfo.out_color_space = JCS_GRAYSCALE;
-  else if (cmyk)
-    cinfo.out_color_space = JCS_CMYK;
-  else
-    cinfo.out_color_space = JCS_RGB;
   jpeg_start_decompress(&cinfo);
   int w = int(cinfo.output_width), h = int(cinfo.output_height);
   int c = cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3;
@@ -127,6 +145,64 @@ bool jpeg_decode(const uint8_t* data, size_t size, Image* out, JpegErr* err) {
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+bool jpeg_info(const uint8_t* data, size_t size, JpegInfo* info, JpegErr* err) {
+  jpeg_decompress_struct cinfo;
+  jpeg_init_err(&cinfo, err);
+  if (setjmp(err->jump)) return jpeg_fail(&cinfo);  // setjmp only as a whole condition: C allows no other use
+  if (!jpeg_open(&cinfo, err, data, size)) return jpeg_fail(&cinfo);
+  info->width = int(cinfo.image_width), info->height = int(cinfo.image_height);
+  info->channels = cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3;
+  info->cmyk = cinfo.out_color_space == JCS_CMYK;
+  jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+// Region [x0, x1) × [y0, y1) of the picture at scale 1/denom; see decode_jpeg_region.
+struct Region {
+  int denom, x0, y0, x1, y1;
+  int out_x0;
+};
+
+bool jpeg_decode_region(const uint8_t* data, size_t size, Region* r, Image* out, JpegErr* err) {
+  jpeg_decompress_struct cinfo;
+  jpeg_init_err(&cinfo, err);
+  if (setjmp(err->jump)) return jpeg_fail(&cinfo);  // setjmp only as a whole condition: C allows no other use
+  if (!jpeg_open(&cinfo, err, data, size)) return jpeg_fail(&cinfo);
+  if (cinfo.out_color_space == JCS_CMYK) {
+    std::snprintf(err->msg, kMsgLen, "CMYK JPEGs are decoded whole (decode_image), not by region");
+    return jpeg_fail(&cinfo);
+  }
+  cinfo.scale_num = 1;
+  cinfo.scale_denom = unsigned(r->denom);
+  jpeg_start_decompress(&cinfo);
+  const int W = int(cinfo.output_width), H = int(cinfo.output_height);
+  if (r->x0 < 0 || r->y0 < 0 || r->x1 > W || r->y1 > H || r->x0 >= r->x1 || r->y0 >= r->y1) {
+    std::snprintf(err->msg, kMsgLen, "region [%d, %d) x [%d, %d) outside the %dx%d picture at scale 1/%d", r->x0,
+                  r->x1, r->y0, r->y1, W, H, r->denom);
+    return jpeg_fail(&cinfo);
+  }
+  // Fancy chroma upsampling treats the crop's edges as the picture's edges: decode a margin beyond the region (and
+  // the crop widens it further to iMCU boundaries) so the region's own pixels are the full decode's.
+  const int margin = 8;
+  const int cx0 = std::max(0, r->x0 - margin), cx1 = std::min(W, r->x1 + margin);
+  JDIMENSION xoff = JDIMENSION(cx0), width = JDIMENSION(cx1 - cx0);
+  jpeg_crop_scanline(&cinfo, &xoff, &width);
+  const int c = cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3;
+  out->resize(int(width), r->y1 - r->y0, c);
+  if (r->y0 > 0) jpeg_skip_scanlines(&cinfo, JDIMENSION(r->y0));
+  while (int(cinfo.output_scanline) < r->y1) {
+    JSAMPROW row = out->px.data() + size_t(int(cinfo.output_scanline) - r->y0) * width * c;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  // The rest is entropy-decoded without IDCT: a file whose data ends early is refused whatever the region.
+  if (cinfo.output_scanline < cinfo.output_height)
+    jpeg_skip_scanlines(&cinfo, cinfo.output_height - cinfo.output_scanline);
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  r->out_x0 = int(xoff);
   return true;
 }
 
@@ -268,12 +344,9 @@ void decode_image_memory(const uint8_t* data, size_t size, const std::string& na
   if (out.w <= 0 || out.h <= 0) fail("image ", name, ": has no pixels");
 }
 
-void decode_image(const std::string& path, Image& out) {
-  // The file buffer is per thread and reused: loader workers decode in a loop.
-  thread_local std::vector<uint8_t> buf;
+void read_image_file(const std::string& path, std::vector<uint8_t>& buf) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail("image ", path, ": cannot open: ", std::strerror(errno));
-  // A regular file of bounded size only: a FIFO would block forever, a link to /dev/zero never end.
   struct stat st {};
   if (::fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_size) > limits::kImageFileBytes) {
     const bool regular = S_ISREG(st.st_mode);
@@ -287,7 +360,34 @@ void decode_image(const std::string& path, Image& out) {
   bool bad = std::ferror(f) || n > size_t(st.st_size);
   std::fclose(f);
   if (bad) fail("image ", path, ": read error (or the file changed while it was read)");
-  decode_image_memory(buf.data(), n, path, out);
+  buf.resize(n);
+}
+
+void decode_image(const std::string& path, Image& out) {
+  // The file buffer is per thread and reused: loader workers decode in a loop.
+  thread_local std::vector<uint8_t> buf;
+  read_image_file(path, buf);
+  decode_image_memory(buf.data(), buf.size(), path, out);
+}
+
+bool read_jpeg_info(const uint8_t* data, size_t size, const std::string& name, JpegInfo& info) {
+  if (!is_jpeg(data, size)) return false;
+  JpegErr err;
+  err.msg[0] = 0, err.too_large = false;
+  if (!jpeg_info(data, size, &info, &err)) fail("image ", name, err.too_large ? ": " : ": corrupt JPEG: ", err.msg);
+  return true;
+}
+
+void decode_jpeg_region(const uint8_t* data, size_t size, const std::string& name, int denom, int x0, int y0, int x1,
+                        int y1, Image& out, int& out_x0) {
+  MAE_CHECK(denom == 1 || denom == 2 || denom == 4 || denom == 8, "DCT scale 1/", denom);
+  if (!is_jpeg(data, size)) fail("image ", name, ": not a JPEG file");
+  JpegErr err;
+  err.msg[0] = 0, err.too_large = false;
+  Region r{denom, x0, y0, x1, y1, 0};
+  if (!jpeg_decode_region(data, size, &r, &out, &err))
+    fail("image ", name, err.too_large ? ": " : ": corrupt JPEG: ", err.msg);
+  out_x0 = r.out_x0;
 }
 
 Image decode_image(const std::string& path) {
@@ -299,26 +399,11 @@ Image decode_image(const std::string& path) {
 void encode_png(const std::string& path, const Image& img) {
   if (img.c < 1 || img.c > 4 || img.w <= 0 || img.h <= 0 || img.px.size() != img.size())
     fail("encode_png ", path, ": bad image ", img.w, "x", img.h, "x", img.c, " with ", img.px.size(), " bytes");
-  static std::atomic<unsigned> counter{0};
-  std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot write ", path, ": ", std::strerror(errno));
-  PngWriteCtx ctx;
-  ctx.msg[0] = 0;
-  bool ok = png_encode(f, &img, &ctx);
-  bool flushed = std::fflush(f) == 0 && fsync(fileno(f)) == 0;
-  bool closed = std::fclose(f) == 0;
-  std::error_code ec;
-  if (!ok || !flushed || !closed) {
-    std::filesystem::remove(tmp, ec);
-    fail("cannot write ", path, ": ", ok ? "write failed (disk full?)" : ctx.msg);
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::string why = ec.message();
-    std::filesystem::remove(tmp, ec);
-    fail("cannot write ", path, ": rename failed: ", why);
-  }
+  replace_file(path, [&](FILE* f) {
+    PngWriteCtx ctx;
+    ctx.msg[0] = 0;
+    if (!png_encode(f, &img, &ctx)) fail(ctx.msg);
+  });
 }
 
 }  // namespace mae

@@ -7,8 +7,15 @@
 #include "core/error.h"
 #include "core/limits.h"
 #include "core/rng.h"
+#include "data/decode.h"
 
 namespace mae {
+
+DecodeMode parse_decode_mode(const std::string& s) {
+  if (s == "exact") return DecodeMode::exact;
+  if (s == "fast") return DecodeMode::fast;
+  fail("--decode must be exact or fast, got '", s, "'");
+}
 
 Loader::Loader(const Dataset& ds, const LoaderConfig& cfg) : ds_(ds), cfg_(cfg), transform_(cfg.transform) {
   if (cfg.batch_size <= 0) fail("loader: batch size ", cfg.batch_size, " (must be > 0)");
@@ -19,8 +26,8 @@ Loader::Loader(const Dataset& ds, const LoaderConfig& cfg) : ds_(ds), cfg_(cfg),
   int ring = cfg.prefetch > 0 ? cfg.prefetch : std::max(2, cfg.num_workers + 1);
   ring_.resize(size_t(ring));
   const size_t per_image = size_t(cfg.transform.channels) * cfg.transform.size * cfg.transform.size;
-  for (auto& s : ring_) {  // allocated once: batches only resize within capacity afterwards
-    s.batch.images.reserve(per_image * cfg.batch_size);
+  for (auto& s : ring_) {  // allocated and touched once: batches only resize within it afterwards
+    s.batch.images.resize(per_image * cfg.batch_size);
     s.batch.labels.reserve(size_t(cfg.batch_size));
     s.batch.indices.reserve(size_t(cfg.batch_size));
   }
@@ -121,14 +128,24 @@ bool Loader::take_task(Task& t) {
   return false;
 }
 
-void Loader::run_task(const Task& t, TransformScratch& scratch, Image& img) {
+void Loader::run_task(const Task& t, Scratch& scratch) {
   // Runs without the lock: the slot is set up and only this task writes sample t.sample of it.
   Batch& bt = ring_[size_t(t.batch % int64_t(ring_.size()))].batch;
   const int64_t idx = perm_[size_t(batch_span(t.batch).first + t.sample)];
   const size_t per_image = size_t(bt.channels) * bt.img * bt.img;
-  ds_.load(size_t(idx), img);
+  float* out = bt.images.data() + size_t(t.sample) * per_image;
   Rng rng = Rng::keyed(Rng::derive(cfg_.seed, stream::augment), uint64_t(bt.epoch), uint64_t(idx));
-  transform_.apply(img, rng, bt.images.data() + size_t(t.sample) * per_image, scratch);
+  if (cfg_.decode == DecodeMode::fast && ds_.load_encoded(size_t(idx), scratch.file)) {
+    const std::string name = ds_.item_name(size_t(idx));
+    const uint8_t* f = scratch.file.data();
+    if (!transform_.apply_encoded(f, scratch.file.size(), name, rng, out, scratch.transform)) {
+      decode_image_memory(f, scratch.file.size(), name, scratch.img);  // PNG, CMYK, eval: the exact path
+      transform_.apply(scratch.img, rng, out, scratch.transform);
+    }
+  } else {
+    ds_.load(size_t(idx), scratch.img);
+    transform_.apply(scratch.img, rng, out, scratch.transform);
+  }
   bt.labels[size_t(t.sample)] = ds_.label(size_t(idx));
   bt.indices[size_t(t.sample)] = idx;
 }
@@ -152,8 +169,7 @@ void Loader::finish_task(const Task& t, std::exception_ptr err) {
 }
 
 void Loader::worker(int) {
-  TransformScratch scratch;  // per thread, reused: no allocation per sample beyond what decoding needs
-  Image img;
+  Scratch scratch;  // per thread, reused: no allocation per sample beyond what decoding needs
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     Task t;
@@ -162,7 +178,7 @@ void Loader::worker(int) {
     lk.unlock();
     std::exception_ptr err;
     try {
-      run_task(t, scratch, img);
+      run_task(t, scratch);
     } catch (const Error& e) {
       err = named_error(t, e);
     } catch (...) {
@@ -190,7 +206,7 @@ const Batch* Loader::next() {
     while (!ready() && take_task(t)) {
       std::exception_ptr err;
       try {
-        run_task(t, inline_scratch_, inline_img_);
+        run_task(t, inline_scratch_);
       } catch (const Error& e) {
         err = named_error(t, e);
       } catch (...) {

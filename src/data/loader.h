@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,9 +28,15 @@
 
 namespace mae {
 
+// --decode: exact = decode the whole file, then crop (PIL's bytes); fast = decode only the crop, at a reduced DCT
+// scale where it is large (data/crop_decode.h; train-mode JPEGs; everything else is decoded exactly).
+enum class DecodeMode { exact, fast };
+DecodeMode parse_decode_mode(const std::string& s);  // "exact" | "fast"; throws naming --decode otherwise
+
 struct LoaderConfig {
   int batch_size = 64;  // per rank
   TransformConfig transform;
+  DecodeMode decode = DecodeMode::exact;
   uint64_t seed = 0;
   bool shuffle = true;
   bool drop_last = true;
@@ -90,7 +97,13 @@ class Loader {
 
   void worker(int w);
   bool take_task(Task& t);  // with mu_ held
-  void run_task(const Task& t, TransformScratch& scratch, Image& img);
+  // Per worker: the transform's buffers, the decoded picture, the encoded file (--decode fast).
+  struct Scratch {
+    TransformScratch transform;
+    Image img;
+    std::vector<uint8_t> file;
+  };
+  void run_task(const Task& t, Scratch& scratch);
   void finish_task(const Task& t, std::exception_ptr err);  // with mu_ held
   std::exception_ptr named_error(const Task& t, const Error& e) const;
   void setup_batch(int64_t b);                                 // with mu_ held
@@ -111,8 +124,7 @@ class Loader {
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
   std::vector<std::thread> threads_;
-  TransformScratch inline_scratch_;  // for num_workers == 0
-  Image inline_img_;
+  Scratch inline_scratch_;  // for num_workers == 0
 };
 
 }  // namespace mae

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "data/crop_decode.h"
+#include "data/decode.h"
 
 namespace mae {
 
@@ -70,18 +72,19 @@ inline double bicubic_filter(double x) {  // Pillow: Keys' cubic with a = -0.5, 
   return 0.0;
 }
 
-// Pillow's precompute_coeffs + normalize_coeffs_8bpc for input [0, in_size) → out_size samples. Returns ksize;
-// bounds holds (first tap, tap count) per output sample, kk the fixed-point weights (out_size, ksize).
-int precompute_coeffs(int in_size, int out_size, std::vector<double>& dk, std::vector<int>& bounds,
-                      std::vector<int32_t>& kk) {
-  double scale = double(in_size) / out_size;  // box (0, in_size): in1 - in0 = in_size
+// Pillow's precompute_coeffs + normalize_coeffs_8bpc: out_size samples of the box [in0, in1) of an input of
+// in_size samples (taps are clamped to [0, in_size)). Returns ksize; bounds holds (first tap, tap count) per output
+// sample, kk the fixed-point weights (out_size, ksize).
+int precompute_coeffs(int in_size, double in0, double in1, int out_size, std::vector<double>& dk,
+                      std::vector<int>& bounds, std::vector<int32_t>& kk) {
+  double scale = (in1 - in0) / out_size;
   double filterscale = scale < 1.0 ? 1.0 : scale;
   double support = 2.0 * filterscale;
   int ksize = int(std::ceil(support)) * 2 + 1;
   dk.assign(size_t(out_size) * ksize, 0.0);
   bounds.resize(size_t(out_size) * 2);
   for (int xx = 0; xx < out_size; xx++) {
-    double center = (xx + 0.5) * scale;
+    double center = in0 + (xx + 0.5) * scale;
     double ww = 0.0, ss = 1.0 / filterscale;
     int xmin = int(center - support + 0.5);  // truncation, as the C cast
     if (xmin < 0) xmin = 0;
@@ -111,71 +114,132 @@ inline uint8_t clip8(int v) {
   return uint8_t(v >> kPrecisionBits);
 }
 
-}  // namespace
+// A rectangle of the source picture the resampling reads (its taps never leave it).
+struct Window {
+  int left, top, width, height;
+};
 
-void resize_bicubic(const Image& src, const CropBox& box, int out_w, int out_h, Image& out, ResampleScratch& s) {
-  MAE_CHECK(box.top >= 0 && box.left >= 0 && box.height > 0 && box.width > 0 && box.top + box.height <= src.h &&
-                box.left + box.width <= src.w,
-            "crop box outside the image");
+// dst (cols, rows, E) = src (rows, cols, E) transposed, elements of E bytes; src rows src_stride bytes apart.
+template <int E> void transpose(const uint8_t* src, size_t src_stride, uint8_t* dst, int rows, int cols) {
+  constexpr int kBlock = 32;  // a 32×32 tile of pixels stays in L1 both ways
+  for (int y0 = 0; y0 < rows; y0 += kBlock)
+    for (int x0 = 0; x0 < cols; x0 += kBlock) {
+      const int y1 = std::min(rows, y0 + kBlock), x1 = std::min(cols, x0 + kBlock);
+      for (int y = y0; y < y1; y++) {
+        const uint8_t* in = src + y * src_stride;
+        for (int x = x0; x < x1; x++)
+          for (int ch = 0; ch < E; ch++) dst[(size_t(x) * rows + y) * E + ch] = in[size_t(x) * E + ch];
+      }
+    }
+}
+
+void transpose(const uint8_t* src, size_t src_stride, uint8_t* dst, int rows, int cols, int e) {
+  switch (e) {
+    case 1: return transpose<1>(src, src_stride, dst, rows, cols);
+    case 3: return transpose<3>(src, src_stride, dst, rows, cols);
+    case 2: return transpose<2>(src, src_stride, dst, rows, cols);
+    default: return transpose<4>(src, src_stride, dst, rows, cols);
+  }
+}
+
+// Pillow's horizontal pass over window rows [first, first + rows) into s.tmp (rows, out_w, c). Every row shares the
+// same taps, so the window is transposed and each output column becomes a sum of whole input columns (int32, in
+// tap order: the same integers as Pillow's per-sample loop, vectorised), then transposed back.
+void horizontal_pass(const Image& src, const Window& w, int first, int rows, int out_w, int ksize, ResampleScratch& s) {
+  const int c = src.c, n = rows * c;
+  s.cols.resize(size_t(w.width) * n);
+  transpose(&src.px[(size_t(w.top + first) * src.w + w.left) * c], size_t(src.w) * c, s.cols.data(), rows, w.width, c);
+  s.acc.resize(size_t(n));
+  s.tmp_t.resize(size_t(out_w) * n);  // (out_w, rows, c)
+  int32_t* acc = s.acc.data();
+  for (int xx = 0; xx < out_w; xx++) {
+    const int xmin = s.bx[size_t(xx) * 2], xmax = s.bx[size_t(xx) * 2 + 1];
+    const int32_t* k = &s.kx[size_t(xx) * ksize];
+    std::fill_n(acc, n, int32_t(1) << (kPrecisionBits - 1));
+    for (int x = 0; x < xmax; x++) {
+      const uint8_t* col = &s.cols[size_t(xmin + x) * n];
+      const int32_t kv = k[x];
+      for (int i = 0; i < n; i++) acc[i] += int32_t(col[i]) * kv;
+    }
+    uint8_t* o = &s.tmp_t[size_t(xx) * n];
+    for (int i = 0; i < n; i++) o[i] = clip8(acc[i]);
+  }
+  s.tmp.resize(size_t(rows) * out_w * c);
+  transpose(s.tmp_t.data(), size_t(n), s.tmp.data(), out_w, rows, c);
+}
+
+// Pillow's ImagingResample (horizontal pass into an 8-bit band, then vertical) on the window w of src: the taps
+// never leave the window, and the box (x0, y0, x1, y1) is in window coordinates.
+void resample(const Image& src, const Window& w, double x0, double y0, double x1, double y1, int out_w, int out_h,
+              Image& out, ResampleScratch& s) {
+  MAE_CHECK(w.top >= 0 && w.left >= 0 && w.height > 0 && w.width > 0 && w.top + w.height <= src.h &&
+                w.left + w.width <= src.w,
+            "resample window outside the image");
   MAE_CHECK(out_w > 0 && out_h > 0);
   const int c = src.c;
   out.resize(out_w, out_h, c);
-  const bool need_h = out_w != box.width, need_v = out_h != box.height;
+  const bool need_h = out_w != w.width || x0 != 0 || x1 != w.width;
+  const bool need_v = out_h != w.height || y0 != 0 || y1 != w.height;
   if (!need_h && !need_v) {  // PIL returns the crop itself
     for (int y = 0; y < out_h; y++)
-      std::copy_n(&src.px[(size_t(box.top + y) * src.w + box.left) * c], size_t(out_w) * c, &out.px[size_t(y) * out_w * c]);
+      std::copy_n(&src.px[(size_t(w.top + y) * src.w + w.left) * c], size_t(out_w) * c, &out.px[size_t(y) * out_w * c]);
     return;
   }
-  const int kx = precompute_coeffs(box.width, out_w, s.dk, s.bx, s.kx);
-  const int ky = precompute_coeffs(box.height, out_h, s.dk, s.by, s.ky);
+  const int kx = precompute_coeffs(w.width, x0, x1, out_w, s.dk, s.bx, s.kx);
+  const int ky = precompute_coeffs(w.height, y0, y1, out_h, s.dk, s.by, s.ky);
 
   // Horizontal pass over the rows the vertical pass will read (PIL's ybox_first..ybox_last), into an 8-bit band.
-  const uint8_t* band;  // rows of width band_w, row 0 = crop row `first`
+  const uint8_t* band;  // rows of width band_w, row 0 = window row `first`
   int band_w, first;
   if (need_h) {
     first = s.by[0];
     int last = s.by[size_t(out_h - 1) * 2] + s.by[size_t(out_h - 1) * 2 + 1];
     if (!need_v) first = 0, last = out_h;
     int rows = last - first;
-    s.tmp.resize(size_t(rows) * out_w * c);
-    for (int y = 0; y < rows; y++) {
-      const uint8_t* in = &src.px[(size_t(box.top + first + y) * src.w + box.left) * c];
-      uint8_t* o = &s.tmp[size_t(y) * out_w * c];
-      for (int xx = 0; xx < out_w; xx++) {
-        const int xmin = s.bx[size_t(xx) * 2], xmax = s.bx[size_t(xx) * 2 + 1];
-        const int32_t* k = &s.kx[size_t(xx) * kx];
-        for (int ch = 0; ch < c; ch++) {
-          int ss = 1 << (kPrecisionBits - 1);
-          for (int x = 0; x < xmax; x++) ss += int(in[(xmin + x) * c + ch]) * k[x];
-          o[xx * c + ch] = clip8(ss);
-        }
-      }
-    }
+    horizontal_pass(src, w, first, rows, out_w, kx, s);
     band = s.tmp.data(), band_w = out_w;
     if (!need_v) {
       std::copy_n(s.tmp.data(), out.px.size(), out.px.data());
       return;
     }
   } else {
-    band = nullptr, band_w = box.width, first = 0;
+    band = nullptr, band_w = w.width, first = 0;
   }
 
-  // Vertical pass.
+  // Vertical pass: whole rows at a time, int32 sums in the order of the taps (the same integers as Pillow's
+  // per-sample loop; rows of sums let the compiler vectorise).
+  const int n = out_w * c;
+  s.acc.resize(size_t(n));
+  int32_t* acc = s.acc.data();
   for (int yy = 0; yy < out_h; yy++) {
     const int ymin = s.by[size_t(yy) * 2] - first, ymax = s.by[size_t(yy) * 2 + 1];
     const int32_t* k = &s.ky[size_t(yy) * ky];
-    uint8_t* o = &out.px[size_t(yy) * out_w * c];
-    for (int xx = 0; xx < out_w * c; xx++) {
-      int ss = 1 << (kPrecisionBits - 1);
-      if (band) {
-        for (int y = 0; y < ymax; y++) ss += int(band[size_t(ymin + y) * band_w * c + xx]) * k[y];
-      } else {
-        for (int y = 0; y < ymax; y++)
-          ss += int(src.px[(size_t(box.top + ymin + y) * src.w + box.left) * c + xx]) * k[y];
-      }
-      o[xx] = clip8(ss);
+    std::fill_n(acc, n, int32_t(1) << (kPrecisionBits - 1));
+    for (int y = 0; y < ymax; y++) {
+      const uint8_t* row = band ? band + size_t(ymin + y) * band_w * c
+                                : &src.px[(size_t(w.top + ymin + y) * src.w + w.left) * c];
+      const int32_t ky_ = k[y];
+      for (int i = 0; i < n; i++) acc[i] += int32_t(row[i]) * ky_;
     }
+    uint8_t* o = &out.px[size_t(yy) * n];
+    for (int i = 0; i < n; i++) o[i] = clip8(acc[i]);
   }
+}
+
+}  // namespace
+
+void resize_bicubic(const Image& src, const CropBox& box, int out_w, int out_h, Image& out, ResampleScratch& s) {
+  MAE_CHECK(box.top >= 0 && box.left >= 0 && box.height > 0 && box.width > 0 && box.top + box.height <= src.h &&
+                box.left + box.width <= src.w,
+            "crop box outside the image");
+  // Image.crop(box) first: the crop is the whole input, so taps stop at its edges.
+  resample(src, {box.left, box.top, box.width, box.height}, 0, 0, box.width, box.height, out_w, out_h, out, s);
+}
+
+void resize_bicubic_box(const Image& src, double x0, double y0, double x1, double y1, int out_w, int out_h,
+                        Image& out, ResampleScratch& s) {
+  MAE_CHECK(x0 >= 0 && y0 >= 0 && x1 <= src.w && y1 <= src.h && x0 < x1 && y0 < y1, "resize box outside the image");
+  resample(src, {0, 0, src.w, src.h}, x0, y0, x1, y1, out_w, out_h, out, s);
 }
 
 Image resize_bicubic(const Image& src, int out_w, int out_h) {
@@ -235,12 +299,7 @@ Transform::Transform(const TransformConfig& cfg) : cfg_(cfg) {
 
 namespace {
 
-// What both outputs need: the resized picture r and where the S×S window lies in it (eval can pad).
-struct Placed {
-  const Image* r;
-  int top, left;
-  bool flip;
-};
+using Placed = Transform::Placed;
 
 Placed place(const TransformConfig& cfg, const Image& img, Rng& rng, TransformScratch& s) {
   if (img.c != 1 && img.c != 3) fail("transform: image with ", img.c, " channels");
@@ -264,15 +323,43 @@ Placed place(const TransformConfig& cfg, const Image& img, Rng& rng, TransformSc
   return {&s.resized, b.top, b.left, false};
 }
 
+// place() for --decode fast: the train crop drawn from the JPEG header's size, only the box decoded. false (rng
+// untouched) where it does not apply.
+bool place_encoded(const TransformConfig& cfg, const uint8_t* data, size_t size, const std::string& name, Rng& rng,
+                   TransformScratch& s, Placed& p) {
+  JpegInfo info;
+  if (!cfg.train || !read_jpeg_info(data, size, name, info) || info.cmyk) return false;
+  const CropBox b = random_resized_crop_params(info.height, info.width, cfg.scale_min, cfg.scale_max, cfg.ratio_min,
+                                               cfg.ratio_max, rng);
+  crop_decode_resize(data, size, name, info, b, cfg.channels, cfg.size, cfg.size, s.resized, s.region, s.grey,
+                     s.resample);
+  const bool flip = rng.uniform() < cfg.hflip;
+  p = {&s.resized, 0, 0, flip};
+  return true;
+}
+
+// The S×S window of p, flipped if so, as 8-bit HWC with C channels (a grey picture repeated for C = 3).
+void window_u8(const Placed& p, int S, int C, Image& out) {
+  const Image& r = *p.r;
+  out.resize(S, S, C);
+  for (int y = 0; y < S; y++)
+    for (int x = 0; x < S; x++) {
+      const int sy = p.top + y, sx = p.left + (p.flip ? S - 1 - x : x);
+      const bool inside = sy >= 0 && sy < r.h && sx >= 0 && sx < r.w;
+      for (int ch = 0; ch < C; ch++)
+        out.at(y, x, ch) = inside ? r.px[(size_t(sy) * r.w + sx) * r.c + (r.c == 1 ? 0 : ch)] : 0;
+    }
+}
+
 }  // namespace
 
-void Transform::apply(const Image& img, Rng& rng, float* out, TransformScratch& s) const {
+void Transform::emit(const Placed& p, Rng& rng, float* out, TransformScratch& s) const {
+  const int S = cfg_.size, C = cfg_.channels;
   if (cfg_.train && (randaug_ || cfg_.erasing.prob > 0)) {
     // RandomResizedCrop → flip → RandAugment (8-bit) → ToTensor + Normalize → RandomErasing
-    apply_u8(img, rng, s.augmented, s);
+    window_u8(p, S, C, s.augmented);
     if (randaug_) randaug_->apply(s.augmented, rng, s.aug_tmp);
     const Image& a = s.augmented;
-    const int S = cfg_.size, C = cfg_.channels;
     for (int ch = 0; ch < C; ch++) {
       const float* lut = &lut_[size_t(ch) * 256];
       for (size_t i = 0; i < size_t(S) * S; i++) out[size_t(ch) * S * S + i] = lut[a.px[i * C + ch]];
@@ -280,9 +367,23 @@ void Transform::apply(const Image& img, Rng& rng, float* out, TransformScratch& 
     if (cfg_.erasing.prob > 0) random_erase(out, C, S, S, cfg_.erasing, rng);
     return;
   }
-  Placed p = place(cfg_, img, rng, s);
   const Image& r = *p.r;
-  const int S = cfg_.size, C = cfg_.channels;
+  if (p.top == 0 && p.left == 0 && r.w == S && r.h == S) {  // train crops: the window is the picture
+    for (int ch = 0; ch < C; ch++) {
+      const float* lut = &lut_[size_t(ch) * 256];
+      const int rc = r.c == 1 ? 0 : ch;
+      float* o = out + size_t(ch) * S * S;  // (S, S) plane of channel ch
+      for (int y = 0; y < S; y++) {
+        const uint8_t* row = &r.px[size_t(y) * S * r.c + rc];
+        float* oy = o + size_t(y) * S;
+        if (p.flip)
+          for (int x = 0; x < S; x++) oy[x] = lut[row[size_t(S - 1 - x) * r.c]];
+        else
+          for (int x = 0; x < S; x++) oy[x] = lut[row[size_t(x) * r.c]];
+      }
+    }
+    return;
+  }
   for (int ch = 0; ch < C; ch++) {
     const float* lut = &lut_[size_t(ch) * 256];
     const int rc = r.c == 1 ? 0 : ch;
@@ -298,18 +399,28 @@ void Transform::apply(const Image& img, Rng& rng, float* out, TransformScratch& 
   }
 }
 
+void Transform::apply(const Image& img, Rng& rng, float* out, TransformScratch& s) const {
+  emit(place(cfg_, img, rng, s), rng, out, s);
+}
+
 void Transform::apply_u8(const Image& img, Rng& rng, Image& out, TransformScratch& s) const {
-  Placed p = place(cfg_, img, rng, s);
-  const Image& r = *p.r;
-  const int S = cfg_.size, C = cfg_.channels;
-  out.resize(S, S, C);
-  for (int y = 0; y < S; y++)
-    for (int x = 0; x < S; x++) {
-      const int sy = p.top + y, sx = p.left + (p.flip ? S - 1 - x : x);
-      const bool inside = sy >= 0 && sy < r.h && sx >= 0 && sx < r.w;
-      for (int ch = 0; ch < C; ch++)
-        out.at(y, x, ch) = inside ? r.px[(size_t(sy) * r.w + sx) * r.c + (r.c == 1 ? 0 : ch)] : 0;
-    }
+  window_u8(place(cfg_, img, rng, s), cfg_.size, cfg_.channels, out);
+}
+
+bool Transform::apply_encoded(const uint8_t* data, size_t size, const std::string& name, Rng& rng, float* out,
+                              TransformScratch& s) const {
+  Placed p;
+  if (!place_encoded(cfg_, data, size, name, rng, s, p)) return false;
+  emit(p, rng, out, s);
+  return true;
+}
+
+bool Transform::apply_encoded_u8(const uint8_t* data, size_t size, const std::string& name, Rng& rng, Image& out,
+                                 TransformScratch& s) const {
+  Placed p;
+  if (!place_encoded(cfg_, data, size, name, rng, s, p)) return false;
+  window_u8(p, cfg_.size, cfg_.channels, out);
+  return true;
 }
 
 }  // namespace mae

@@ -43,13 +43,19 @@ struct ResampleScratch {
   std::vector<double> dk;
   std::vector<int32_t> kx, ky;
   std::vector<int> bx, by;
-  std::vector<uint8_t> tmp;
+  std::vector<uint8_t> tmp;            // the horizontal pass's output (rows, out_w, c)
+  std::vector<uint8_t> cols, tmp_t;    // the window and tmp transposed (columns contiguous)
+  std::vector<int32_t> acc;            // one output column / row of sums
 };
 
 // PIL's Image.crop(box).resize((out_w, out_h), Image.BICUBIC) for 8-bit src with any channel count: Keys' cubic
 // (a = -0.5), whose support widens by the scale factor when downscaling (antialiasing). box must lie inside src.
 void resize_bicubic(const Image& src, const CropBox& box, int out_w, int out_h, Image& out, ResampleScratch& s);
 Image resize_bicubic(const Image& src, int out_w, int out_h);
+// PIL's Image.resize((out_w, out_h), Image.BICUBIC, box=(x0, y0, x1, y1)): a fractional box, with the taps free to
+// read the whole of src around it (clamped at src's edges), unlike crop-then-resize above.
+void resize_bicubic_box(const Image& src, double x0, double y0, double x1, double y1, int out_w, int out_h,
+                        Image& out, ResampleScratch& s);
 
 // Channel conversion as PIL's convert(): grey → RGB repeats, RGB → grey by ITU-R 601-2 luma in PIL's fixed point
 // ((19595 R + 38470 G + 7471 B + 2^15) >> 16). c must be 1 or 3 on both sides.
@@ -70,7 +76,7 @@ struct TransformConfig {
 };
 
 struct TransformScratch {
-  Image grey, resized, augmented, aug_tmp;
+  Image grey, resized, augmented, aug_tmp, region;
   ResampleScratch resample;
 };
 
@@ -82,8 +88,23 @@ class Transform {
   void apply(const Image& img, Rng& rng, float* out, TransformScratch& s) const;
   // The 8-bit picture before ToTensor/Normalize ((S, S, C) HWC, flip applied): for previews and tests.
   void apply_u8(const Image& img, Rng& rng, Image& out, TransformScratch& s) const;
+  // --decode fast (data/crop_decode.h): the same as apply() on the decoded file — the same draws, the same crop
+  // box — with only the box decoded, at a reduced DCT scale where it is large. false, with nothing drawn from rng,
+  // where that does not apply (eval transforms, PNG, CMYK JPEG): then decode in full and call apply().
+  bool apply_encoded(const uint8_t* data, size_t size, const std::string& name, Rng& rng, float* out,
+                     TransformScratch& s) const;
+  bool apply_encoded_u8(const uint8_t* data, size_t size, const std::string& name, Rng& rng, Image& out,
+                        TransformScratch& s) const;
+
+  // Where the S×S output lies in a resized picture (eval can pad), and whether it is flipped.
+  struct Placed {
+    const Image* r;
+    int top, left;
+    bool flip;
+  };
 
  private:
+  void emit(const Placed& p, Rng& rng, float* out, TransformScratch& s) const;  // → (C, S, S) float
   TransformConfig cfg_;
   std::vector<float> lut_;  // (C, 256): (v / 255 - mean) / std, in float like ToTensor + Normalize
   std::shared_ptr<const RandAugment> randaug_;  // when cfg.auto_augment is set

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/limits.h"
 #include "core/progress.h"
+#include "data/loader.h"
 #include "dist/comm.h"
 #include "train/preempt.h"
 #include "train/run_dir.h"
@@ -32,6 +33,7 @@ void validate(const RunArgs& a) {
   if (a.max_steps < 0) fail("--max_steps must be ≥ 0, got ", a.max_steps);
   if (a.stop_epoch < 0) fail("--stop_epoch must be ≥ 0, got ", a.stop_epoch);
   limits::check_num_workers(a.num_workers);
+  parse_decode_mode(a.decode);
   if (a.start_epoch < -1 || a.start_epoch >= a.epochs)
     fail("--start_epoch must be in 0..", a.epochs - 1, " (below --epochs ", a.epochs, "), got ", a.start_epoch);
   if (a.save_every < 0) fail("--save_every must be ≥ 0, got ", a.save_every);

@@ -114,8 +114,8 @@ void check_classes(const Setup& s, const FinetuneArgs& a, const Dataset& ref, in
 
 Setup setup(const FinetuneArgs& a) {
   Setup s;
-  if (!a.eval) s.train = open_dataset(a.data_path, "train");
-  s.val = open_dataset(a.data_path, "val");
+  if (!a.eval) s.train = open_dataset(a.data_path, "train", {a.output_dir});
+  s.val = open_dataset(a.data_path, "val", {a.output_dir});
   const Dataset& ref = s.train ? *s.train : *s.val;
   const int data_chans = ref.channels();
   const int data_classes = std::max(s.train ? s.train->num_classes() : 0, s.val->num_classes());
@@ -186,6 +186,7 @@ LoaderConfig train_loader_config(const FinetuneArgs& a, const Setup& s) {
   tc.shuffle = true, tc.drop_last = true;
   tc.rank = dist::rank();
   tc.world = dist::world();
+  tc.decode = parse_decode_mode(a.decode);
   tc.transform.train = true;
   tc.transform.scale_min = 0.08;
   tc.transform.auto_augment = a.aa;
@@ -270,7 +271,8 @@ template <class Bk> class FinetuneTask final : public TrainTask {
             {"reprob", a.reprob},       {"remode", a.remode},        {"recount", a.recount},
             {"mixup", a.mixup},         {"cutmix", a.cutmix},        {"mixup_prob", a.mixup_prob},
             {"mixup_switch_prob", a.mixup_switch_prob}, {"mixup_mode", a.mixup_mode},
-            {"data_path", a.data_path}, {"num_workers", a.num_workers}, {"output_dir", a.output_dir},
+            {"data_path", a.data_path}, {"num_workers", a.num_workers}, {"decode", a.decode},
+            {"output_dir", a.output_dir},
             {"seed", a.seed}};
   }
   int64_t batches_per_epoch() const override { return loader_.batches_per_epoch(); }

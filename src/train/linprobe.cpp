@@ -186,8 +186,8 @@ void check_probe(Probe& p, const LinprobeArgs& a, const std::string& resume) {
 Probe open_probe(const LinprobeArgs& a, const std::string& resume) {
   Probe p;
   feature_settings(p, a, resume);
-  if (!a.eval) p.train = open_dataset(a.data_path, "train");
-  p.test = open_dataset(a.data_path, "test");
+  if (!a.eval) p.train = open_dataset(a.data_path, "train", {a.output_dir});
+  p.test = open_dataset(a.data_path, "test", {a.output_dir});
   feature_source(p, a);
   check_probe(p, a, resume);
   if (dist::is_root()) {
@@ -207,6 +207,7 @@ LoaderConfig train_loader_config(const LinprobeArgs& a, const Probe& p) {
   c.batch_size = a.batch_size;
   c.seed = a.seed;
   c.num_workers = a.num_workers;
+  c.decode = parse_decode_mode(a.decode);
   c.rank = dist::rank();
   c.world = dist::world();
   c.shuffle = true;

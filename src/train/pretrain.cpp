@@ -58,7 +58,7 @@ struct PretrainData {
 
 PretrainData open_data(const PretrainArgs& a) {
   PretrainData d;
-  d.ds = open_dataset(a.data_path, "train");
+  d.ds = open_dataset(a.data_path, "train", {a.output_dir});
   d.cfg = preset(a.model);
   if (a.input_size > 0) d.cfg.img_size = a.input_size;
   d.cfg.in_chans = a.in_chans > 0 ? a.in_chans : d.ds->channels();
@@ -68,6 +68,7 @@ PretrainData open_data(const PretrainArgs& a) {
   d.lc.batch_size = a.batch_size;
   d.lc.seed = a.seed;
   d.lc.num_workers = a.num_workers;
+  d.lc.decode = parse_decode_mode(a.decode);
   d.lc.rank = dist::rank();
   d.lc.world = world;
   d.lc.transform.size = d.cfg.img_size;
@@ -110,7 +111,7 @@ template <class Bk> class PretrainTask final : public TrainTask {
             {"batch_size", a_.batch_size},   {"epochs", a_.epochs},               {"accum_iter", a_.accum_iter},
             {"weight_decay", a_.weight_decay}, {"lr", a_.lr},                     {"blr", a_.blr},
             {"min_lr", a_.min_lr},           {"warmup_epochs", a_.warmup_epochs}, {"max_steps", a_.max_steps},
-            {"data_path", a_.data_path},     {"num_workers", a_.num_workers},     {"output_dir", a_.output_dir},
+            {"data_path", a_.data_path},     {"num_workers", a_.num_workers},     {"decode", a_.decode},     {"output_dir", a_.output_dir},
             {"seed", a_.seed}};
   }
   int64_t batches_per_epoch() const override { return loader_.batches_per_epoch(); }

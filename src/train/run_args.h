@@ -23,6 +23,7 @@ struct RunArgs {
   // data
   std::string data_path;  // "" = Fashion-MNIST from the Debian package
   int num_workers = 2;
+  std::string decode = "exact";  // --decode: exact (PIL's bytes) | fast (crop-aware JPEG decode, data/crop_decode.h)
   uint64_t seed = 0;
   // output and resume
   std::string output_dir = "./output_dir";
