@@ -351,7 +351,7 @@ TEST(Decode, PixelLimitCheckedFromTheHeader) {
   ASSERT_LT(sof + 9, jpg.size());
   jpg[sof + 5] = 60000 >> 8, jpg[sof + 6] = 60000 & 0xff, jpg[sof + 7] = 60000 >> 8, jpg[sof + 8] = 60000 & 0xff;
   write_bytes(t / "bomb.jpg", jpg);
-  for (const std::string p : {t / "bomb.png", t / "bomb.jpg"}) {
+  for (const std::string& p : {t / "bomb.png", t / "bomb.jpg"}) {
     try {
       decode_image(p);
       ADD_FAILURE() << p << " decoded";
