@@ -80,11 +80,11 @@ class Msg {
   size_t size_ = 0;
 };
 
-// onnx.proto field numbers
+// onnx.proto field numbers; every message's fields in ascending number order, as protobuf's own serialiser
+// writes them, so that the bytes equal python-onnx's for the same model (tests/test_onnx_writer.cpp).
 Msg attribute(const Attribute& a) {
   Msg m;
   m.bytes(1, a.name);
-  m.varint(20, uint64_t(a.type));
   switch (a.type) {
     case Attribute::Type::Float: m.fixed32(2, a.f); break;
     case Attribute::Type::Int: m.varint(3, uint64_t(a.i)); break;
@@ -93,6 +93,7 @@ Msg attribute(const Attribute& a) {
       for (int64_t v : a.ints) m.varint(8, uint64_t(v));
       break;
   }
+  m.varint(20, uint64_t(a.type));
   return m;
 }
 
