@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bad input to `mae forward` / `mae info`: each case must exit non-zero with a message naming the file or flag and
+# Bad input to `mae forward` / `mae info` / `mae convert` / `mae export` (and a few flags of others): each case must exit non-zero with a message naming the file or flag and
 # the problem, without a crash (exit code > 128) and without leaving an output file.
 set -uo pipefail
 MAE=$1 SRC=$2
@@ -62,6 +62,53 @@ for f in "--gap 1431655765" "--scale 153391690"; do
   expect_error "reconstruct $f" "over the limit of 32768 px" -- "$MAE" reconstruct --checkpoint "$W" --data_path "$tmp/idx" \
     --num 2 $f --output "$tmp/out.safetensors"
 done
+
+# mae convert / mae export: tensors that do not fit the target, an output that exists, a folder that cannot take
+# it. Each must leave no output (nor temp file or folder) behind.
+no_output_left() {  # NAME PATH: PATH and its temp files must not exist
+  if [ -e "$2" ] || ls "$2".tmp* >/dev/null 2>&1; then echo "FAIL $1: $2 (or a temp of it) was left"; fails=$((fails + 1)); fi
+}
+"$MAE" convert "$W" "$tmp/enc.safetensors" --as encoder >/dev/null
+expect_error convert-encoder-to-mae "enc.safetensors: cannot be written as an MAE.*encoder-only" -- \
+  "$MAE" convert "$tmp/enc.safetensors" "$tmp/full.pth" --as mae
+no_output_left convert-encoder-to-mae "$tmp/full.pth"
+expect_error convert-mae-to-classifier "cfgA.weights.safetensors: cannot be written as a fine-tuned classifier" -- \
+  "$MAE" convert "$W" "$tmp/cls.pth" --as classifier
+no_output_left convert-mae-to-classifier "$tmp/cls.pth"
+# a (global-pool) classifier, as `mae finetune` writes one: no MAE, no HF class
+rewrite "$W" "$tmp/classifier.safetensors" "
+def add(name, shape, value):
+    global data
+    n = shape[0] * (shape[1] if len(shape) > 1 else 1)
+    b = struct.pack('<%df' % n, *[value] * n)
+    h[name] = {'dtype': 'F32', 'shape': shape, 'data_offsets': [len(data), len(data) + len(b)]}
+    data += b
+for k in [k for k in h if k.startswith(('decoder', 'mask_token', 'norm.'))]: del h[k]
+D = h['cls_token']['shape'][-1]
+add('head.weight', [2, D], 0.01); add('head.bias', [2], 0.0); add('fc_norm.weight', [D], 1.0); add('fc_norm.bias', [D], 0.0)"
+expect_error convert-classifier-to-mae "classifier.safetensors: cannot be written as an MAE.*fine-tuned classifier" -- \
+  "$MAE" convert "$tmp/classifier.safetensors" "$tmp/vitmae" --to hf --as mae
+no_output_left convert-classifier-to-mae "$tmp/vitmae"
+expect_error convert-global-pool-to-hf "classifier.safetensors: a global-pool classifier .* has no Hugging Face" -- \
+  "$MAE" convert "$tmp/classifier.safetensors" "$tmp/hfdir" --to hf
+no_output_left convert-global-pool-to-hf "$tmp/hfdir"
+touch "$tmp/exists.pth"
+expect_error convert-output-exists "exists.pth: already exists \(give --force" -- "$MAE" convert "$W" "$tmp/exists.pth"
+[ -s "$tmp/exists.pth" ] && { echo "FAIL convert-output-exists: the existing file was changed"; fails=$((fails + 1)); }
+mkdir -p "$tmp/existing_dir"
+expect_error convert-folder-exists "existing_dir: already exists" -- "$MAE" convert "$W" "$tmp/existing_dir" --to hf
+expect_error export-output-exists "exists.pth: already exists" -- "$MAE" export "$W" "$tmp/exists.pth"
+"$MAE" convert "$W" "$tmp/exists.pth" --force >/dev/null && [ -s "$tmp/exists.pth" ] ||
+  { echo "FAIL convert --force did not replace the file"; fails=$((fails + 1)); }
+expect_error convert-no-folder "/proc/no/such/dir/w.pth: cannot write there" -- "$MAE" convert "$W" /proc/no/such/dir/w.pth
+expect_error export-no-folder "/proc/no/such/dir/m.onnx: cannot write there" -- "$MAE" export "$W" /proc/no/such/dir/m.onnx
+expect_error convert-unwritable "/proc/w.pth: cannot create temporary file" -- "$MAE" convert "$W" /proc/w.pth
+expect_error convert-hf-unwritable "/proc/hf: cannot create temporary folder" -- "$MAE" convert "$W" /proc/hf --to hf
+if [ "$(id -u)" != 0 ]; then  # root writes into a read-only folder anyway
+  mkdir -p "$tmp/ro" && chmod 555 "$tmp/ro"
+  expect_error convert-read-only-folder "ro/w.pth: cannot create temporary file" -- "$MAE" convert "$W" "$tmp/ro/w.pth"
+  chmod 755 "$tmp/ro"
+fi
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -246,6 +246,42 @@ class MaskedAutoencoderViT(nn.Module):
         return loss, pred, mask
 
 
+# ----------------------------------------------------------------------------------------------------------------
+class VisionTransformer(nn.Module):
+    """models_vit.VisionTransformer (timm 0.3.2's VisionTransformer + global_pool), the fine-tuned classifier.
+
+    State-dict names as there: cls_token, pos_embed (learned), patch_embed.proj.*, blocks.N.*, norm.* (cls token)
+    or fc_norm.* (global pool: models_vit deletes norm), head.*. Dropout and drop path are off (evaluation).
+    """
+
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768, depth=12,
+                 num_heads=12, mlp_ratio=4.0, qkv_bias=True, global_pool=False):
+        super().__init__()
+        if not qkv_bias:
+            raise ValueError("MAE's ViT has a qkv bias")
+        self.global_pool = global_pool
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
+        self.blocks = nn.ModuleList([Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth)])
+        if global_pool:
+            self.fc_norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
+        else:
+            self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
+        self.head = nn.Linear(embed_dim, num_classes)
+
+    def forward(self, x):                                                        # (B, C, H, W)
+        x = self.patch_embed(x)                                                  # (B, L, D)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        if self.global_pool:
+            outcome = self.fc_norm(x[:, 1:, :].mean(dim=1))
+        else:
+            outcome = self.norm(x)[:, 0]
+        return self.head(outcome)                                                # (B, num_classes)
+
+
 def build(name_or_config, **overrides):
     cfg = dict(PRESETS[name_or_config]) if isinstance(name_or_config, str) else dict(name_or_config)
     cfg.update(overrides)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what mae needs from Debian 12 packages (apt) — and with --test what the tests need too — then builds.
 #   tools/setup.sh          build dependencies + Fashion-MNIST, then builds build/mae
-#   tools/setup.sh --test   also GoogleTest, python3-torch/numpy (the PyTorch parity reference) and python3-protobuf
-#                           (decodes TensorBoard event files), builds tests
+#   tools/setup.sh --test   also GoogleTest, python3-torch/numpy (the PyTorch parity reference), python3-protobuf
+#                           (decodes TensorBoard event files), python3-onnx (the ONNX checker) and ONNX Runtime
+#                           for node (npm onnxruntime-node into the git-ignored test-tools/, when node and npm are
+#                           there; offline it is skipped and the ONNX Runtime test skips), builds tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 test_deps=0
@@ -11,7 +13,7 @@ test_deps=0
 pkgs=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
       libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist
       libopenmpi-dev openmpi-bin)  # MPI: data-parallel training (the build works without it, single-process)
-[ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy python3-protobuf)
+[ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy python3-protobuf python3-onnx python3-pil)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -23,6 +25,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" != 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# ONNX Runtime for tests/onnx_export.sh: the npm package's install script only fetches optional GPU parts (it fails
+# offline); the CPU runtime is inside the package, hence --ignore-scripts.
+if [ $test_deps = 1 ] && [ ! -d test-tools/node_modules/onnxruntime-node ]; then
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    timeout 300 npm install --prefix test-tools --ignore-scripts --no-audit --no-fund onnxruntime-node >/dev/null 2>&1 ||
+      echo "setup: npm install onnxruntime-node failed (offline?): tests/onnx_export.sh will skip"
+  else
+    echo "setup: node/npm not found: tests/onnx_export.sh will skip (apt-get install nodejs npm to run it)"
+  fi
 fi
 
 cmake -S . -B build -G Ninja -DMAE_TESTS=$([ $test_deps = 1 ] && echo ON || echo OFF) >/dev/null

@@ -1,5 +1,6 @@
 // mae finetune: the official main_finetune.py flags and semantics.
 #include "cli/common.h"
+#include "core/error.h"
 #include "cli/run_options.h"
 #include "train/finetune.h"
 
@@ -38,10 +39,13 @@ void add_finetune(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--mixup_mode,--mixup-mode", a->mixup_mode, "How to apply mixup/cutmix (batch)")->capture_default_str();
   c->add_flag("--eval", a->eval, "Only evaluate the classifier given by --resume and print its accuracy");
+  c->add_option("--logits", a->logits,
+                "With --eval: write each image's logits (N, nb_classes) and label (N) to this .safetensors");
   auto run = add_run_options(c, *a);
   c->callback([a, run] {
     start_run(*run, *a);
     if (a->aa == "none" || a->aa == "None") a->aa.clear();
+    if (!a->logits.empty() && !a->eval) fail("--logits is for --eval (the logits of an evaluation)");
     exit_if_preempted(run_finetune(*a).preempted);
   });
 }

@@ -10,6 +10,10 @@ namespace mae::cli {
 void set_threads(int threads);
 int current_threads();
 
+// An output file or folder about to be written: refuses one that exists (unless `force`) and one whose folder does
+// not exist, naming it, before any work is done.
+void check_output_path(const std::string& path, bool force);
+
 // Registration of each subcommand (one file each).
 void add_forward(CLI::App& app);
 void add_info(CLI::App& app);
@@ -23,5 +27,6 @@ void add_linprobe(CLI::App& app);
 void add_reconstruct(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_shard(CLI::App& app);
+void add_export(CLI::App& app);
 
 }  // namespace mae::cli

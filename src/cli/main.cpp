@@ -29,6 +29,7 @@ int run(int argc, char** argv) {
   mae::cli::add_reconstruct(app);
   mae::cli::add_embed(app);
   mae::cli::add_shard(app);
+  mae::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 
 namespace mae::io {
 
@@ -93,6 +94,42 @@ void write_file_atomic(const std::string& path, const std::function<void(FILE*)>
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   write_file_atomic(path, [&](FILE* f) { write_all(f, bytes.data(), bytes.size()); });
+}
+
+void write_folder_atomic(const std::string& dir0, bool replace, const std::function<void(const std::string&)>& body) {
+  namespace fs = std::filesystem;
+  std::string dir = dir0;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();  // "out/" names the folder "out"
+  std::error_code ec;
+  const bool exists = fs::exists(fs::symlink_status(dir, ec));
+  if (exists && !replace) fail(dir, ": already exists (give --force to replace it)");
+  if (exists && !fs::is_directory(dir, ec)) fail(dir, ": exists and is not a folder");
+  const std::string tmp = dir + ".tmp." + std::to_string(::getpid());
+  fs::remove_all(tmp, ec);  // a leftover of an earlier run with this pid
+  if (!fs::create_directory(tmp, ec))
+    fail(dir, ": cannot create temporary folder '", tmp, "': ", ec ? ec.message() : std::string("it exists"));
+  try {
+    body(tmp);
+    if (exists) {
+      const std::string old = dir + ".old." + std::to_string(::getpid());
+      fs::rename(dir, old);
+      try {
+        fs::rename(tmp, dir);
+      } catch (...) {
+        fs::rename(old, dir, ec);  // put the old folder back
+        throw;
+      }
+      fs::remove_all(old, ec);
+    } else {
+      fs::rename(tmp, dir);
+    }
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp, ec);
+    fail(dir, ": ", e.code().message());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
 }
 
 }  // namespace mae::io

@@ -33,4 +33,9 @@ const char* temp_file_in_progress();
 // Convenience: atomically replace `path` with `bytes`.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// A folder made whole or not at all: body(tmp) fills the fresh folder "<dir>.tmp.<pid>", which is then renamed to
+// `dir`. An existing `dir` is an error unless `replace` (it is then swapped out and removed after the rename). On any
+// failure the temp folder is removed and `dir` is as it was; errors are mae::Error naming `dir`.
+void write_folder_atomic(const std::string& dir, bool replace, const std::function<void(const std::string&)>& body);
+
 }  // namespace mae::io

@@ -49,6 +49,8 @@ constexpr std::pair<const char*, const char*> kTopNames[] = {
     {"decoder_norm.bias", "decoder.decoder_norm.bias"},
     {"decoder_pred.weight", "decoder.decoder_pred.weight"},
     {"decoder_pred.bias", "decoder.decoder_pred.bias"},
+    {"head.weight", "classifier.weight"},  // a fine-tuned classifier (HF ViTForImageClassification)
+    {"head.bias", "classifier.bias"},
 };
 // Block containers: (official prefix, HF prefix without "vit.").
 constexpr std::pair<const char*, const char*> kBlockPrefixes[] = {
@@ -56,8 +58,9 @@ constexpr std::pair<const char*, const char*> kBlockPrefixes[] = {
     {"decoder_blocks.", "decoder.decoder_layers."},
 };
 
-// The HF name without its optional "vit." prefix (decoder names never carry it).
+// The HF name without its optional "vit." prefix (decoder and classifier names never carry it).
 std::string strip_vit(const std::string& n) { return starts(n, "vit.") ? n.substr(4) : n; }
+bool outside_vit(const std::string& hf) { return starts(hf, "decoder.") || starts(hf, "classifier."); }
 
 bool is_official_name(const std::string& n) {
   for (auto& [o, h] : kTopNames)
@@ -154,11 +157,11 @@ TensorMap to_hf(TensorMap official, const std::string& where) {
   for (auto& [n, t] : official) {
     bool done = false;
     for (auto& [o, h] : kTopNames)
-      if (n == o) put(starts(h, "decoder.") ? h : std::string("vit.") + h, std::move(t)), done = true;
+      if (n == o) put(outside_vit(h) ? h : std::string("vit.") + h, std::move(t)), done = true;
     for (auto& [op, hp] : kBlockPrefixes) {
       std::string index, inner;
       if (done || !starts(n, op) || !split_index(n.substr(std::strlen(op)), &index, &inner)) continue;
-      const std::string pre = (starts(hp, "decoder.") ? std::string() : "vit.") + hp + index + ".";
+      const std::string pre = (outside_vit(hp) ? std::string() : "vit.") + hp + index + ".";
       for (auto& [o, h] : kBlockNames)
         if (starts(inner, o)) put(pre + h + inner.substr(std::strlen(o)), std::move(t)), done = true;
       if (!done && starts(inner, "attn.qkv.")) {

@@ -14,6 +14,7 @@
 //   decoder_embed.*, mask_token, decoder_pos_embed, decoder_norm.*, decoder_pred.*
 //                                         decoder.decoder_embed.*, decoder.mask_token, ... (a "decoder." prefix)
 //   decoder_blocks.i.<inner>              decoder.decoder_layers.i.<inner, as for the encoder>
+//   head.*  (a fine-tuned classifier)     classifier.*  (ViTForImageClassification: vit.* + classifier.*)
 // Names neither scheme knows (a classifier head, ...) pass through unchanged.
 #pragma once
 #include <string>

@@ -225,16 +225,19 @@ PthContents read_pth(const ZipReader& zip) {
   if (!sd && (sd = find_dict(up, root, "state_dict"))) out.layout = "{'state_dict': ...}";
   if (!sd) sd = &root, out.layout = "bare state dict";
 
-  if (const Value* args = up.get(root, "args"); args && args->kind == Kind::Object && !args->items.empty()) {
-    const Value& st = up.at(args->items[0]);
-    if (st.kind == Kind::Dict)
-      for (size_t k = 0; k < st.items.size(); k += 2) {
-        const Value &key = up.at(st.items[k]), &v = up.at(st.items[k + 1]);
-        if (key.kind != Kind::Str) continue;
-        const std::string text = scalar_text(v);
-        if (v.kind == Kind::Str || !text.empty()) out.args[key.s] = text;
-      }
-  }
+  // The scalar fields of a dict (or of a Namespace's state dict), as text.
+  auto scalars = [&](const Value* d, std::map<std::string, std::string>& to) {
+    if (d && d->kind == Kind::Object && !d->items.empty()) d = &up.at(d->items[0]);
+    if (!d || d->kind != Kind::Dict) return;
+    for (size_t k = 0; k < d->items.size(); k += 2) {
+      const Value &key = up.at(d->items[k]), &v = up.at(d->items[k + 1]);
+      if (key.kind != Kind::Str) continue;
+      const std::string text = scalar_text(v);
+      if (v.kind == Kind::Str || !text.empty()) to[key.s] = text;
+    }
+  };
+  scalars(up.get(root, "args"), out.args);
+  if (sd != &root) scalars(up.get(root, "config"), out.config);
 
   Reader r{zip, up, prefix, {}, uint64_t(1) << 22};
   for (const ZipEntry& e : zip.entries()) r.budget += 4 * e.size;  // sizes are bounded by the file (or deflate's ratio)

@@ -3,7 +3,8 @@
 //
 // Accepted layouts: {'model': state_dict} (the released MAE checkpoints), training checkpoints
 // {'model': ..., 'optimizer': ..., 'epoch': ..., 'scaler': ..., 'args': Namespace} (only 'model' is read; the
-// scalar fields of 'args' are kept as text), {'state_dict': state_dict}, and a bare state dict. Tensors may be any
+// scalar fields of 'args' are kept as text, and so are those of a 'config' dict: what `mae convert --to pth`
+// writes), {'state_dict': state_dict}, and a bare state dict. Tensors may be any
 // strided view that lies within its storage; float16/bfloat16/float64 become float, integer and bool tensors
 // int64. The legacy pre-1.6 format is refused with advice to re-save.
 #pragma once
@@ -33,7 +34,9 @@ struct PthContents {
   TensorMap tensors;                        // the state dict
   std::string layout;                       // "{'model': ...}", "{'state_dict': ...}" or "bare state dict"
   std::vector<std::string> top_keys;        // of the top-level dict, in file order
-  std::map<std::string, std::string> args;  // 'args' Namespace fields that are str/int/float/bool/None, as text
+  std::map<std::string, std::string> args;  // 'args' fields (a Namespace, or a dict as io/pth_writer.h writes)
+                                            // that are str/int/float/bool/None, as text
+  std::map<std::string, std::string> config;  // 'config' (a dict written by io/pth_writer.h), values as text
 };
 
 PthContents read_pth(const std::string& path);

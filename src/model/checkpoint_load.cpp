@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -92,25 +93,51 @@ std::string folder_of(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
 }
 
+// The 'config' dict of a .pth we wrote, whose values the reader hands over as Python text: ints, True/False,
+// and floats as their repr.
+nlohmann::json pth_config_json(const std::map<std::string, std::string>& text) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : text) {
+    if (v == "True" || v == "False") j[k] = v == "True";
+    else if (nlohmann::json n = nlohmann::json::parse(v, nullptr, false); n.is_number()) j[k] = n;
+    else j[k] = v;
+  }
+  return j;
+}
+
 }  // namespace
 
 bool is_decoder_param(const std::string& n) { return starts(n, "decoder_") || n == "mask_token"; }
 
-LoadedWeights load_weights_any(const std::string& path, const std::string& model, const std::string& config_arg) {
+std::string weights_file_of(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) return path;
+  for (const char* name : {"model.safetensors", "pytorch_model.bin"}) {
+    const std::string f = (std::filesystem::path(path) / name).string();
+    if (std::filesystem::is_regular_file(f, ec)) return f;
+  }
+  fail(path, ": a folder without model.safetensors or pytorch_model.bin (expected a Hugging Face model folder, as "
+             "`mae convert --to hf` writes)");
+}
+
+LoadedWeights load_weights_any(const std::string& given, const std::string& model, const std::string& config_arg) {
+  const std::string path = weights_file_of(given);
   LoadedWeights w;
   w.path = path;
-  std::map<std::string, std::string> meta, args;
+  std::map<std::string, std::string> meta, args, pth_config;
   const std::vector<uint8_t> head = head_of(path, 64);
   if (io::looks_like_legacy_torch(head.data(), head.size()) || io::looks_like_zip(head.data(), head.size())) {
     io::PthContents pc = io::read_pth(path);  // refuses the legacy format with advice
     w.tensors = std::move(pc.tensors);
     w.format = "pth " + pc.layout;
     args = std::move(pc.args);
+    pth_config = std::move(pc.config);
   } else if (head.size() >= 9 && head[8] == '{') {
     io::SafeTensorsReader r(path);
     w.tensors = read_safetensors(r);
     w.format = "safetensors";
     meta = r.metadata();
+    w.metadata = meta;
   } else {
     fail(path, ": not a checkpoint: neither safetensors nor a PyTorch (torch.save ZIP) file");
   }
@@ -154,6 +181,9 @@ LoadedWeights load_weights_any(const std::string& path, const std::string& model
   } else if (meta.count("hf_config")) {
     w.config = config_from_hf_json(parse_json(meta["hf_config"], path + ": metadata \"hf_config\""), path);
     w.config_source = "the file's metadata (hf_config)";
+  } else if (!pth_config.empty()) {
+    w.config = config_from_json(pth_config_json(pth_config), path + ": 'config'");
+    w.config_source = "the file's 'config'";
   } else if (const std::string beside = folder_of(path) + "/config.json";
              style == io::NameStyle::HF && std::ifstream(beside).good()) {
     w.config = config_from_hf_json(parse_json(read_text(beside), beside), beside);

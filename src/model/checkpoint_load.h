@@ -2,12 +2,16 @@
 //   - our safetensors checkpoints (official names, "config" metadata; optimizer moments and gradients skipped),
 //   - safetensors with Hugging Face ViTMAE names (model.safetensors from the hub, or `mae convert --to hf`),
 //   - PyTorch .pth/.bin (torch.save >= 1.6 ZIP archives): the released MAE checkpoints {'model': state_dict},
-//     training checkpoints, bare state dicts, with official or HF names ("module." from DDP stripped).
-// Names come back official (q/k/v stacked into qkv). The config is, in order of precedence: --model NAME, an
-// explicit config (JSON text or file: ours or an HF config.json), the file's "config" metadata (or "hf_config"),
-// a config.json beside an HF-named file, the 'args' of a training checkpoint (args.model names a preset), and
+//     training checkpoints, bare state dicts, with official or HF names ("module." from DDP stripped),
+//   - a Hugging Face model folder (`mae convert --to hf DIR`, a hub snapshot): its model.safetensors (or
+//     pytorch_model.bin) with the config.json beside it.
+// Names come back official (q/k/v stacked into qkv; an HF classifier's "classifier.*" as "head.*"). The config is,
+// in order of precedence: --model NAME, an explicit config (JSON text or file: ours or an HF config.json), the
+// file's "config" metadata (or "hf_config"), the 'config' dict of a .pth written by `mae convert --to pth`, a
+// config.json beside an HF-named file, the 'args' of a training checkpoint (args.model names a preset), and
 // otherwise an error asking for --model (naming the presets whose shapes fit).
 #pragma once
+#include <map>
 #include <string>
 
 #include "io/pth.h"
@@ -17,13 +21,18 @@
 namespace mae {
 
 struct LoadedWeights {
-  std::string path;
+  std::string path;           // the file read (a folder's model.safetensors for a folder)
   std::string format;         // "safetensors", "pth {'model': ...}", ... with "(Hugging Face names)" when so
   ModelConfig config;
   std::string config_source;  // "--model mae_vit_base_patch16", "metadata", "config.json beside the file", ...
   io::TensorMap tensors;      // official names, float (or int64) data
   bool has_decoder = false;   // encoder-only checkpoints (mae_pretrain_vit_*.pth) lack decoder* and mask_token
+  std::map<std::string, std::string> metadata;  // a safetensors file's __metadata__ (args, run, ...); else empty
 };
+
+// The weights file of a Hugging Face model folder (model.safetensors, else pytorch_model.bin); `path` itself when
+// it is not a folder. Throws naming the folder when it holds neither.
+std::string weights_file_of(const std::string& path);
 
 LoadedWeights load_weights_any(const std::string& path, const std::string& model_name_or_empty,
                                const std::string& config_json_or_file = "");

@@ -33,11 +33,13 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& wher
   c.decoder_depth = get_int("decoder_num_hidden_layers", 8);
   c.decoder_num_heads = get_int("decoder_num_attention_heads", 16);
   const int dec_hidden = get_int("decoder_intermediate_size", 2048);
+  // A ViTConfig (a classifier: ViTForImageClassification) has no decoder: ours keeps its defaults.
+  const bool vit = j.contains("model_type") && j["model_type"] == "vit";
   c.img_size = get_int("image_size", 224);
   c.patch_size = get_int("patch_size", 16);
   c.in_chans = get_int("num_channels", 3);
   c.mlp_ratio = double(hidden) / c.embed_dim;
-  if (c.mlp_hidden() != hidden || c.decoder_mlp_hidden() != dec_hidden)
+  if (c.mlp_hidden() != hidden || (!vit && c.decoder_mlp_hidden() != dec_hidden))
     bad("intermediate_size ", hidden, " / hidden_size ", c.embed_dim, " and decoder_intermediate_size ", dec_hidden,
         " / decoder_hidden_size ", c.decoder_embed_dim, " differ: the official model has one mlp_ratio");
   if (j.contains("norm_pix_loss")) {
@@ -63,28 +65,54 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& wher
   return c;
 }
 
-nlohmann::json config_to_hf_json(const ModelConfig& c, double mask_ratio) {
-  return {{"architectures", {"ViTMAEForPreTraining"}},
-          {"model_type", "vit_mae"},
-          {"hidden_size", c.embed_dim},
+namespace {
+
+// The fields ViTConfig and ViTMAEConfig share: the encoder.
+nlohmann::json encoder_fields(const ModelConfig& c) {
+  return {{"hidden_size", c.embed_dim},
           {"num_hidden_layers", c.depth},
           {"num_attention_heads", c.num_heads},
           {"intermediate_size", c.mlp_hidden()},
-          {"decoder_hidden_size", c.decoder_embed_dim},
-          {"decoder_num_hidden_layers", c.decoder_depth},
-          {"decoder_num_attention_heads", c.decoder_num_heads},
-          {"decoder_intermediate_size", c.decoder_mlp_hidden()},
           {"image_size", c.img_size},
           {"patch_size", c.patch_size},
           {"num_channels", c.in_chans},
-          {"norm_pix_loss", c.norm_pix_loss},
           {"layer_norm_eps", c.ln_eps},
-          {"mask_ratio", mask_ratio},
           {"hidden_act", "gelu"},
           {"qkv_bias", true},
           {"hidden_dropout_prob", 0.0},
           {"attention_probs_dropout_prob", 0.0},
-          {"initializer_range", 0.02}};
+          {"initializer_range", 0.02},
+          {"torch_dtype", "float32"}};
+}
+
+}  // namespace
+
+nlohmann::json config_to_hf_json(const ModelConfig& c, double mask_ratio, const char* architecture) {
+  nlohmann::json j = encoder_fields(c);
+  j.update({{"architectures", {architecture}},
+            {"model_type", "vit_mae"},
+            {"decoder_hidden_size", c.decoder_embed_dim},
+            {"decoder_num_hidden_layers", c.decoder_depth},
+            {"decoder_num_attention_heads", c.decoder_num_heads},
+            {"decoder_intermediate_size", c.decoder_mlp_hidden()},
+            {"norm_pix_loss", c.norm_pix_loss},
+            {"mask_ratio", mask_ratio}});
+  return j;
+}
+
+nlohmann::json config_to_hf_vit_json(const ModelConfig& c, const std::vector<std::string>& labels) {
+  nlohmann::json j = encoder_fields(c);
+  nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
+  for (size_t k = 0; k < labels.size(); ++k) {
+    id2label[std::to_string(k)] = labels[k];
+    label2id[labels[k]] = k;
+  }
+  j.update({{"architectures", {"ViTForImageClassification"}},
+            {"model_type", "vit"},
+            {"encoder_stride", c.patch_size},
+            {"id2label", id2label},
+            {"label2id", label2id}});
+  return j;
 }
 
 }  // namespace mae

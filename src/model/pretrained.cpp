@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -39,12 +41,24 @@ Normalization checkpoint_normalization(const std::string& path, int channels, st
   };
   std::map<std::string, std::string> meta;
   try {
-    meta = io::SafeTensorsReader(path).metadata();
+    meta = io::SafeTensorsReader(weights_file_of(path)).metadata();
   } catch (const Error&) {
     // not safetensors (an official .pth): no metadata, the defaults below apply
   }
   Normalization n;
   try {
+    // A Hugging Face folder: its preprocessor_config.json (image_mean / image_std).
+    if (std::error_code ec; std::filesystem::is_directory(path, ec)) {
+      const std::string pre = (std::filesystem::path(path) / "preprocessor_config.json").string();
+      if (std::ifstream f(pre); f) {
+        const auto j = nlohmann::json::parse(f);
+        if (j.contains("image_mean") && j.contains("image_std") &&
+            parse_norm({{"mean", j["image_mean"]}, {"std", j["image_std"]}}, channels, n)) {
+          said(pre);
+          return n;
+        }
+      }
+    }
     if (auto it = meta.find("normalize"); it != meta.end() && parse_norm(nlohmann::json::parse(it->second), channels, n)) {
       said("checkpoint metadata \"normalize\"");
       return n;

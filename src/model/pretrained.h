@@ -31,7 +31,8 @@ Pretrained load_pretrained(const std::string& path, const std::string& model_nam
 // Normalisation the checkpoint's model was trained with, in order: metadata "normalize" ({"mean": [..], "std": [..]}),
 // metadata "args" → "normalize" (what `mae pretrain` writes), else by channels: ImageNet's for 3 (the official
 // recipe), Fashion-MNIST's measured train statistics (mean 0.2860, std 0.3530) for 1 (our 1-channel default data).
-// Non-safetensors files (.pth) carry none and get the defaults. `source` says which rule applied.
+// A Hugging Face folder: its preprocessor_config.json's image_mean/image_std. Non-safetensors files (.pth) carry
+// none and get the defaults. `source` says which rule applied.
 Normalization checkpoint_normalization(const std::string& path, int channels, std::string* source = nullptr);
 
 // Fashion-MNIST's train-split statistics as `mae pretrain` measures them (population mean/std of pixel/255).

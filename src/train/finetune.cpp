@@ -11,6 +11,7 @@
 #include "data/loader.h"
 #include "data/mixup.h"
 #include "dist/comm.h"
+#include "io/safetensors.h"
 #include "model/checkpoint_load.h"
 #include "model/vit.h"
 #include "model/vit_weights.h"
@@ -51,7 +52,12 @@ void validate_model_flags(const FinetuneArgs& a) {
 
 // engine_finetune.evaluate: cross-entropy (no smoothing) and top-1/top-5 accuracy on the eval split. As the
 // official MetricLogger, the loss is averaged over batches and the accuracies over images.
-template <class Bk> EvalStats evaluate(VitClassifier<Bk>& m, Loader& loader) {
+// With `keep`, every image's logits and label are appended to it (--eval --logits).
+struct EvalOutputs {
+  std::vector<float> logits;
+  std::vector<int64_t> labels;
+};
+template <class Bk> EvalStats evaluate(VitClassifier<Bk>& m, Loader& loader, EvalOutputs* keep = nullptr) {
   const int NC = m.num_classes(), k5 = std::min(5, NC);
   std::vector<float> targets(size_t(m.batch()) * NC), logits_host;
   Staged<Bk> imgs, tgts;
@@ -67,6 +73,10 @@ template <class Bk> EvalStats evaluate(VitClassifier<Bk>& m, Loader& loader) {
     mixup_targets(targets.data(), b->labels.data(), b->size, NC, 1.0, 0.0);  // one-hot: nn.CrossEntropyLoss
     loss_sum += m.loss(tgts.put(targets.data(), size_t(b->size) * NC), b->size);
     ++batches;
+    if (keep) {
+      keep->logits.insert(keep->logits.end(), logits, logits + size_t(b->size) * NC);
+      keep->labels.insert(keep->labels.end(), b->labels.begin(), b->labels.begin() + b->size);
+    }
     for (int i = 0; i < b->size; ++i) {
       const float* l = logits + size_t(i) * NC;
       const int y = b->labels[size_t(i)];
@@ -260,9 +270,11 @@ template <class Bk> class FinetuneTask final : public TrainTask {
   }
 
   std::string command() const override { return "finetune"; }
+  // `normalize`: what the loaders normalised with, so that an export (mae export, convert --to hf) states it.
   nlohmann::json args() const override {
     const FinetuneArgs& a = a_;
-    return {{"finetune", a.finetune},   {"model", a.model},          {"input_size", a.input_size},
+    return {{"normalize", {{"mean", s_.norm.mean}, {"std", s_.norm.std}}},
+            {"finetune", a.finetune},   {"model", a.model},          {"input_size", a.input_size},
             {"in_chans", a.in_chans},   {"nb_classes", s_.cc.nb_classes}, {"global_pool", a.global_pool},
             {"drop_path", a.drop_path}, {"batch_size", a.batch_size}, {"epochs", a.epochs},
             {"accum_iter", a.accum_iter}, {"weight_decay", a.weight_decay}, {"lr", a.lr},
@@ -383,7 +395,15 @@ template <class Bk> FinetuneResult eval_on(const FinetuneArgs& a, Setup s) {
   Loader val(*s.val, val_loader_config(a, s));
   std::fprintf(stderr, "model: %s %s, %s, %zu parameters\n", s.source.c_str(), config_to_json(s.cfg).dump().c_str(),
                classifier_to_json(s.cc).dump().c_str(), count_params(model.params()));
-  const EvalStats e = evaluate(model, val);
+  EvalOutputs out;
+  const EvalStats e = evaluate(model, val, a.logits.empty() ? nullptr : &out);
+  if (!a.logits.empty()) {
+    io::write_safetensors(a.logits,
+                          {{"logits", io::DType::F32, {e.n, s.cc.nb_classes}, out.logits.data()},
+                           {"labels", io::DType::I64, {e.n}, out.labels.data()}},
+                          {{"checkpoint", s.source}, {"dataset", s.val->description()}});
+    std::fprintf(stderr, "wrote %s: logits (%lld, %d), labels\n", a.logits.c_str(), (long long)e.n, s.cc.nb_classes);
+  }
   std::printf("Accuracy of the network on the %lld test images: %.1f%%\n", (long long)e.n, e.acc1);
   std::printf("acc1 %.3f acc5 %.3f loss %.4f\n", e.acc1, e.acc5, e.loss);
   r.best_acc1 = r.last_acc1 = e.acc1;

@@ -29,6 +29,7 @@ struct FinetuneArgs : RunArgs {
   double mixup = 0, cutmix = 0, mixup_prob = 1.0, mixup_switch_prob = 0.5;
   std::string mixup_mode = "batch";
   bool eval = false;  // only evaluate the classifier in --resume (or --finetune)
+  std::string logits;  // with eval: write every image's logits (N, nb_classes) and label (N) here (.safetensors)
 
   FinetuneArgs() {  // main_finetune.py's defaults where ours differ from RunArgs'
     batch_size = 64;

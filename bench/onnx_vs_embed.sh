@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# ONNX Runtime (CPU, npm onnxruntime-node) next to `mae embed` on the same encoder, the same images and threads:
+# images/s of each, and how far ONNX Runtime's features are from mae's (max abs / max relative difference).
+#   bench/onnx_vs_embed.sh path/to/mae [MODEL=mae_vit_base_patch16] [N=32] [BATCH=8] [THREADS=2]
+# The model is `mae init`'s (weights do not change the speed); N random PNGs at the model's size in a flat folder
+# (RGB, or grey for 1-channel models). mae embed decodes them with 1 worker thread ahead of the forward (its
+# images/s includes that); ONNX Runtime runs the forward alone on one batch of BATCH images normalised as mae embed
+# normalised them, 2 warm-up runs then N/BATCH (at least 3) timed runs. Needs python3 with numpy and PIL, node and
+# test-tools/ (tools/setup.sh --test). Scratch: /tmp/onnx_bench/MODEL.
+set -euo pipefail
+M=$(realpath "$1")
+MODEL=${2:-mae_vit_base_patch16} N=${3:-32} BATCH=${4:-8} THREADS=${5:-2}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+export PYTHONPATH="$SRC/tools"
+W=/tmp/onnx_bench/$MODEL
+mkdir -p "$W" && cd "$W"
+[ -f w.safetensors ] || "$M" init --model "$MODEL" --output w.safetensors >/dev/null
+"$M" export w.safetensors m.onnx --force >/dev/null
+read -r S C < <($PY -c "import json,sys; c=json.loads(sys.argv[1]); print(c['img_size'], c['in_chans'])" \
+  "$("$PY" "$SRC/tools/export_check.py" onnx-meta m.onnx mae.config)")
+# The images (random pixels at the model's size), then mae embed on them.
+$PY - "$N" "$S" "$C" <<'PYEOF'
+import os, sys
+import numpy as np
+from PIL import Image
+n, s, c = map(int, sys.argv[1:4])
+os.makedirs("imgs", exist_ok=True)
+rng = np.random.default_rng(0)
+for i in range(n):
+    Image.fromarray(rng.integers(0, 256, (s, s, 3) if c == 3 else (s, s), dtype=np.uint8)).save(f"imgs/{i:04d}.png")
+PYEOF
+rm -f e.safetensors
+t0=$(date +%s.%N)
+"$M" embed --checkpoint w.safetensors --data_path imgs --output e.safetensors --batch_size "$BATCH" --crop_pct 1 \
+  --threads "$THREADS" --num_workers 1 2>embed.log >/dev/null
+t1=$(date +%s.%N)
+embed_rate=$(grep -o '[0-9.]* img/s' embed.log | tail -1)
+# ONNX Runtime's batch: the first BATCH images normalised as mae embed normalised them (the data's statistics; the
+# file's metadata says which), so that the features can be compared.
+$PY - "$BATCH" "$S" "$C" <<'PYEOF'
+import json, sys
+import numpy as np
+from PIL import Image
+import safetensors_np
+b, s, c = map(int, sys.argv[1:4])
+norm = json.loads(safetensors_np.load("e.safetensors")[1]["normalize"])
+mean, std = np.array(norm["mean"], np.float32), np.array(norm["std"], np.float32)
+x = [np.asarray(Image.open(f"imgs/{i:04d}.png"), np.float32).reshape(s, s, c).transpose(2, 0, 1) / np.float32(255)
+     for i in range(b)]
+((np.stack(x) - mean[:, None, None]) / std[:, None, None]).astype("<f4").tofile("x.f32")
+PYEOF
+mkdir -p ort
+ort_json=$(NODE_PATH="$SRC/test-tools/node_modules" node "$SRC/tests/ort_run.js" m.onnx x.f32 "$BATCH" "$C" "$S" "$S" ort \
+  "$THREADS" $((N / BATCH > 3 ? N / BATCH : 3)))
+ort_rate=$($PY -c "import json,sys; print('%.2f' % json.loads(sys.argv[1])['images_per_s'])" "$ort_json")
+diff=$($PY "$SRC/tools/export_check.py" compare "cls, ORT vs mae embed (first $BATCH images)" ort/cls.f32 \
+  "features@e.safetensors" --rows "$BATCH" --atol 1 || true)
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+flags=$(grep -o -w -E 'avx2|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')
+echo "host: $cpu; $(nproc) cores; flags: ${flags:-none}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+echo "model $MODEL ($S px, $C ch), batch $BATCH, $THREADS threads, $N images"
+echo "mae embed:    $embed_rate (decode + forward; the whole command $($PY -c "print('%.1f' % ($t1 - $t0))") s)"
+echo "ONNX Runtime: $ort_rate img/s (forward only, onnxruntime-node $(node -p "require('$SRC/test-tools/node_modules/onnxruntime-node/package.json').version"))"
+echo "$diff"
