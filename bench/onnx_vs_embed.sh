@@ -58,7 +58,7 @@ diff=$($PY "$SRC/tools/export_check.py" compare "cls, ORT vs mae embed (first $B
   "features@e.safetensors" --rows "$BATCH" --atol 1 || true)
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 flags=$(grep -o -w -E 'avx2|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')
-echo "host: $cpu; $(nproc) cores; flags: ${flags:-none}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+echo "host: $cpu; $(nproc) cores; flags: ${flags:-none}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}; load $(cut -d" " -f1-3 /proc/loadavg)"
 echo "model $MODEL ($S px, $C ch), batch $BATCH, $THREADS threads, $N images"
 echo "mae embed:    $embed_rate (decode + forward; the whole command $($PY -c "print('%.1f' % ($t1 - $t0))") s)"
 echo "ONNX Runtime: $ort_rate img/s (forward only, onnxruntime-node $(node -p "require('$SRC/test-tools/node_modules/onnxruntime-node/package.json').version"))"
