@@ -29,7 +29,7 @@ for i in 0 1 2 3; do
     cycles=$((cycles + 1))
     "$MAE" "${pre[@]}" --accum_iter 3 --output_dir "$tmp/pre$i" --resume auto 2>"$tmp/logp" &
     pid=$!
-    for _ in $(seq 100); do grep -q "base lr" "$tmp/logp" 2>/dev/null && break; sleep 0.05; done
+    for _ in $(seq 600); do grep -q "base lr" "$tmp/logp" 2>/dev/null && break; sleep 0.1; done  # slow when loaded
     sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.1 + (r % 120) / 100 }')"
     kill -s "${sigs[$i]}" $pid 2>/dev/null
     wait $pid; rc=$?

@@ -108,6 +108,9 @@ void start_run(const RunCli& r, RunArgs& a) {
          "`mpirun -np ", ws, " mae ...` (or under SLURM `srun --mpi=pmix -n ", ws, " mae ...`)");
   set_threads(r.threads);
   a.spec = select_device(a.device, r.precision);  // "built without CUDA" / "no CUDA device found" before any work
+  // Signal handlers for the command's whole life, from before the data and model are built: a signal during a slow
+  // start is then kept for the run (it finishes a step and saves) instead of killing the process.
+  static preempt::Guard from_start;
 }
 
 void exit_if_preempted(bool preempted) {

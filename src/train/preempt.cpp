@@ -32,7 +32,8 @@ void on_signal(int sig) {
 }  // namespace
 
 Guard::Guard() {
-  g_signal = 0;
+  // g_signal is not reset: a signal that came while an outer guard was in place (cli start_run installs one for the
+  // whole command) still counts for the run.
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

@@ -20,7 +20,7 @@ class Guard {
   Guard& operator=(const Guard&) = delete;
 };
 
-// The signal received since the guard was made (0: none).
+// The signal received since the first guard was made (0: none).
 int requested();
 
 }  // namespace mae::preempt
