@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test suite under sanitizers (CI runs it after tools/test.sh; assumes tools/setup.sh --test ran):
+# The test suite under sanitizers (assumes tools/setup.sh --test ran; to join .ci/run once a full run is green):
 #   build-asan: every test with AddressSanitizer + UndefinedBehaviorSanitizer (leaks included), CPU backend
 #               (CUDA kernels are not instrumented by these sanitizers and no GPU is assumed);
 #   build-tsan: the tests that start threads of their own (loader workers, prefetch, checkpoint writers) under
