@@ -1,50 +1,89 @@
 #!/usr/bin/env bash
-# Builds fuzz/fuzz_readers.cpp with clang (libFuzzer + AddressSanitizer + UBSan) into build-fuzz/ and runs it for
-# N seconds (default 60) on a corpus seeded from fuzz/seeds/ and the small files of tests/fixtures/.
-#   fuzz/run.sh [seconds] [extra libFuzzer flags...]
-# Crashes are written to build-fuzz/crashes/ (reproduce: build-fuzz/fuzz_readers build-fuzz/crashes/<file>).
-# Exit status: 0 when no crash was found, 1 otherwise (2: cannot build).
+# Builds the libFuzzer targets of fuzz/targets/ (one per reader of untrusted bytes) with clang (libFuzzer +
+# AddressSanitizer + UBSan) into build-fuzz/ and runs them, each for SECONDS (default 60) on its own corpus, seeded
+# from fuzz/seeds/<target>/.
+#   fuzz/run.sh [TARGET|all] [SECONDS] [extra libFuzzer flags...]
+#   targets: safetensors pth png jpeg tar idx cifar config forward_input
+# Per target, build-fuzz/<target>/: corpus/, crashes/ (reproduce: build-fuzz/bin/<target> <file>), last_run.log;
+# each run appends a line (date, seconds, executions, edges covered, corpus, findings) to build-fuzz/runs.tsv.
+# Exit status: 0 when no target found anything, 1 otherwise (2: cannot build).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-SECS=${1:-60}
-shift || true
+ALL=(safetensors pth png jpeg tar idx cifar config forward_input)
+WHICH=${1:-all}
+SECS=${2:-60}
+shift $(( $# < 2 ? $# : 2 ))
 OUT=${MAE_FUZZ_DIR:-$SRC/build-fuzz}
 CXX=${CXX_FUZZ:-clang++}
-mkdir -p "$OUT/corpus" "$OUT/crashes"
+if [ "$WHICH" = all ]; then TARGETS=("${ALL[@]}"); else TARGETS=("$WHICH"); fi
+for t in "${TARGETS[@]}"; do
+  [ -f "$SRC/fuzz/targets/$t.cpp" ] || { echo "fuzz/run.sh: no target '$t' (have: ${ALL[*]})"; exit 2; }
+done
 
-SOURCES=(fuzz/fuzz_readers.cpp src/io/file_bytes.cpp src/io/safetensors.cpp src/io/atomic_file.cpp src/io/zip_reader.cpp src/io/pickle.cpp
-         src/io/pth.cpp src/data/decode.cpp src/data/replace_file.cpp src/data/tar.cpp src/data/shard_index.cpp)
-BIN="$OUT/fuzz_readers"
-cd "$SRC"
+# The readers under test, compiled once into one archive (the linker takes what each target needs).
+LIB_SOURCES=(io/file_bytes io/safetensors io/atomic_file io/zip_reader io/pickle io/pth io/name_map
+             data/decode data/replace_file data/tar data/shard_index data/shard_dataset data/shard_paths data/dataset
+             model/config model/hf_config model/checkpoint_load model/params model/pos_embed model/forward_input)
+# clang does not define __SANITIZE_ADDRESS__ (GCC does); the readers use it to read files into exact-size heap
+# buffers instead of mmap, so that ASan sees reads past the end.
+FLAGS=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+       -D__SANITIZE_ADDRESS__=1 -I "$SRC/src")
+mkdir -p "$OUT/obj" "$OUT/bin"
+newest_header=$(ls -t "$SRC"/src/*/*.h "$SRC"/fuzz/fuzz_common.h | head -1)
+objs=()
+jobs=$(nproc)
+for s in "${LIB_SOURCES[@]}"; do
+  o="$OUT/obj/${s//\//_}.o"
+  objs+=("$o")
+  if [ ! -f "$o" ] || [ "$SRC/src/$s.cpp" -nt "$o" ] || [ "$newest_header" -nt "$o" ]; then
+    echo "compiling src/$s.cpp"
+    rm -f "$o"
+    "$CXX" "${FLAGS[@]}" -fsanitize=fuzzer-no-link -c "$SRC/src/$s.cpp" -o "$o.tmp" && mv "$o.tmp" "$o" &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  fi
+done
+wait
+for o in "${objs[@]}"; do [ -f "$o" ] || { echo "fuzz/run.sh: build failed ($o)"; exit 2; }; done
+lib="$OUT/obj/libreaders.a"
 stale=0
-[ -x "$BIN" ] || stale=1
-for s in "${SOURCES[@]}" src/io/*.h src/data/*.h src/core/*.h; do
-  if [ "$s" -nt "$BIN" ]; then stale=1; fi
-done
-if [ $stale = 1 ]; then
-  echo "building $BIN"
-  # clang does not define __SANITIZE_ADDRESS__ (GCC does); the readers use it to read files into exact-size heap
-  # buffers instead of mmap, so that ASan sees reads past the end.
-  ("$CXX" -std=c++20 -g -O1 -fno-omit-frame-pointer \
-      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D__SANITIZE_ADDRESS__=1 \
-      -I src "${SOURCES[@]}" -lpng -ljpeg -lz -o "$BIN.tmp") ||
-    { echo "fuzz/run.sh: build failed"; exit 2; }
-  mv "$BIN.tmp" "$BIN"
-fi
-
-# Seeds: small valid files (large ones only slow every execution).
-for f in "$SRC"/fuzz/seeds/* "$SRC"/tests/fixtures/*; do
-  [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 20000 ] && cp -n "$f" "$OUT/corpus/" 2>/dev/null || true
+for o in "${objs[@]}"; do [ "$o" -nt "$lib" ] && stale=1; done
+[ -f "$lib" ] || stale=1
+[ $stale = 1 ] && { rm -f "$lib"; ar rcs "$lib" "${objs[@]}"; }
+for t in "${TARGETS[@]}"; do
+  bin="$OUT/bin/$t"
+  if [ ! -x "$bin" ] || [ "$SRC/fuzz/targets/$t.cpp" -nt "$bin" ] || [ "$lib" -nt "$bin" ] ||
+     [ "$SRC/fuzz/fuzz_common.h" -nt "$bin" ]; then
+    echo "building $bin"
+    "$CXX" "${FLAGS[@]}" -fsanitize=fuzzer "$SRC/fuzz/targets/$t.cpp" "$lib" -lpng -ljpeg -lz -o "$bin.tmp" ||
+      { echo "fuzz/run.sh: build of $t failed"; exit 2; }
+    mv "$bin.tmp" "$bin"
+  fi
 done
 
-cd "$OUT"
-set +e
-"$BIN" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=30 -report_slow_units=20 -print_final_stats=1 \
-  -dict="$SRC/fuzz/readers.dict" -artifact_prefix="$OUT/crashes/" "$@" corpus 2>&1 | tee "$OUT/last_run.log" |
-  grep -E "^#[0-9]+[[:space:]]+(INITED|DONE|pulse)|ERROR|SUMMARY|stat::|Test unit written|==[0-9]+==" 
-rc=${PIPESTATUS[0]}
-set -e
-bad=$(ls crashes | grep -cE '^(crash|leak|oom|timeout)-' || true)
-slow=$(ls crashes | grep -c '^slow-unit-' || true)
-echo "corpus: $(ls corpus | wc -l) files; in $OUT/crashes: $bad crash/leak/oom/timeout, $slow slow unit(s); log: $OUT/last_run.log"
-exit $((rc != 0))
+status=0
+for t in "${TARGETS[@]}"; do
+  dir="$OUT/$t"
+  mkdir -p "$dir/corpus" "$dir/crashes"
+  # Seeds: small valid files (large ones only slow every execution).
+  for f in "$SRC/fuzz/seeds/$t"/*; do
+    [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 65536 ] && cp -n "$f" "$dir/corpus/" 2>/dev/null || true
+  done
+  cd "$dir"
+  set +e
+  "$OUT/bin/$t" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=30 -report_slow_units=20 \
+    -print_final_stats=1 -dict="$SRC/fuzz/readers.dict" -artifact_prefix="$dir/crashes/" "$@" corpus \
+    >"$dir/last_run.log" 2>&1
+  rc=$?
+  set -e
+  execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' last_run.log | grep -oE '[0-9]+$' || echo 0)
+  cov=$(grep -oE 'cov: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
+  ft=$(grep -oE 'ft: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
+  bad=$(ls crashes | grep -cE '^(crash|leak|oom|timeout)-' || true)
+  [ "$rc" != 0 ] && { status=1; grep -E "ERROR|SUMMARY|FUZZ_CHECK|Test unit written" last_run.log | head -5; }
+  [ "$bad" != 0 ] && status=1
+  line="$(date -u +%FT%TZ)	$t	$SECS	$execs	$cov	$ft	$(ls corpus | wc -l)	$bad	rc=$rc"
+  echo "$line" >>"$OUT/runs.tsv"
+  printf '%-14s %6ss  %10s execs  cov %5s edges  ft %6s  corpus %5s  findings %s  (rc %s)\n' \
+    "$t" "$SECS" "$execs" "$cov" "$ft" "$(ls corpus | wc -l)" "$bad" "$rc"
+done
+exit $status

@@ -43,7 +43,7 @@ void add_finetune(CLI::App& app) {
                 "With --eval: write each image's logits (N, nb_classes) and label (N) to this .safetensors");
   auto run = add_run_options(c, *a);
   c->callback([a, run] {
-    start_run(*run, *a);
+    start_run(*run, *a, !a->eval);
     if (a->aa == "none" || a->aa == "None") a->aa.clear();
     if (!a->logits.empty() && !a->eval) fail("--logits is for --eval (the logits of an evaluation)");
     exit_if_preempted(run_finetune(*a).preempted);

@@ -5,7 +5,6 @@
 // Everything is validated before anything is written, and the output is written atomically, so an error never
 // leaves a partial file.
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "cli/common.h"
 #include "cli/device.h"
@@ -13,6 +12,7 @@
 #include "io/safetensors.h"
 #include "model/mae.h"
 #include "model/checkpoint_load.h"
+#include "model/forward_input.h"
 #include "model/weights.h"
 #include "ops/dispatch.h"
 #include "ops/backend.h"
@@ -73,23 +73,10 @@ void run_forward(const ForwardArgs& a) {
   if (!(a.mask_ratio > 0.0 && a.mask_ratio < 1.0))
     fail("--mask_ratio must be in (0, 1), got ", a.mask_ratio);
 
-  io::SafeTensorsReader in(a.input);
-  if (!in.has("imgs")) fail(a.input, ": no tensor 'imgs' (expected f32 (B, C, H, W))");
-  std::vector<int64_t> ishape;
-  std::vector<float> imgs = in.read_f32("imgs", &ishape);
-  if (ishape.size() != 4 || ishape[0] < 1)
-    fail(a.input, ": 'imgs' has shape ", shape_str(ishape), ", expected (B, C, H, W)");
-  if (ishape[1] != cfg.in_chans || ishape[2] != cfg.img_size || ishape[3] != cfg.img_size)
-    fail(a.input, ": 'imgs' has shape ", shape_str(ishape), " but the model takes (B, ", cfg.in_chans, ", ",
-         cfg.img_size, ", ", cfg.img_size, ") (in_chans ", cfg.in_chans, ", img_size ", cfg.img_size, ")");
-  const int B = int(ishape[0]), L = cfg.num_patches(), P = cfg.patch_dim();
-  std::vector<float> noise(size_t(B) * L);
-  if (in.has("noise")) {
-    in.read_f32("noise", noise.data(), {B, L});
-  } else {
-    std::mt19937_64 rng(a.seed);
-    for (auto& x : noise) x = float(double(rng() >> 11) * 0x1.0p-53);
-  }
+  const ForwardInput in = read_forward_input(a.input, cfg, a.seed);
+  const int B = in.batch, L = cfg.num_patches(), P = cfg.patch_dim();
+  const std::vector<float>& imgs = in.imgs;
+  const std::vector<float>& noise = in.noise;
 
   const ForwardResult r = with_backend(dev, [&]<class Bk>() {
     return forward_on<Bk>(cfg, w, imgs, noise, B, a.mask_ratio, a.backward);

@@ -30,7 +30,7 @@ void add_linprobe(CLI::App& app) {
       if (o == gp) a->global_pool = true;
       if (o == cls) a->global_pool = false;
     }
-    start_run(*run, *a);
+    start_run(*run, *a, !a->eval);
     exit_if_preempted(run_linprobe(*a).preempted);
   });
 }

@@ -98,7 +98,7 @@ std::shared_ptr<RunCli> add_run_options(CLI::App* c, RunArgs& a) {
   return r;
 }
 
-void start_run(const RunCli& r, RunArgs& a) {
+void start_run(const RunCli& r, RunArgs& a, bool trains) {
   if (dist::is_root())
     for (const auto& n : r.ignored) std::fprintf(stderr, "note: %s\n", n.c_str());
   // torchrun / torch.distributed.launch set WORLD_SIZE for processes that then each run alone here: refuse, or N
@@ -108,9 +108,10 @@ void start_run(const RunCli& r, RunArgs& a) {
          "`mpirun -np ", ws, " mae ...` (or under SLURM `srun --mpi=pmix -n ", ws, " mae ...`)");
   set_threads(r.threads);
   a.spec = select_device(a.device, r.precision);  // "built without CUDA" / "no CUDA device found" before any work
-  // Signal handlers for the command's whole life, from before the data and model are built: a signal during a slow
-  // start is then kept for the run (it finishes a step and saves) instead of killing the process.
-  static preempt::Guard from_start;
+  // Signal handlers for a training run's whole life, from before the data and model are built: a signal during a
+  // slow start is then kept for the run (it finishes a step and saves) instead of killing the process. An
+  // evaluation (--eval) has nothing to save: Ctrl-C stops it at once.
+  if (trains) static preempt::Guard from_start;
 }
 
 void exit_if_preempted(bool preempted) {

@@ -22,7 +22,7 @@ std::shared_ptr<RunCli> add_run_options(CLI::App* c, RunArgs& a);
 
 // Before a run: prints the notes of the ignored flags, refuses a launch by torchrun without MPI, applies
 // --threads and checks --device/--precision.
-void start_run(const RunCli& r, RunArgs& a);
+void start_run(const RunCli& r, RunArgs& a, bool trains = true);
 
 // Thrown by a command to end mae with this status without an error message (a run stopped by a signal after
 // saving: preempt::kExitPreempted).

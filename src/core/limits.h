@@ -28,6 +28,8 @@ constexpr uint64_t kShardFiles = uint64_t(1) << 20;
 // follows it: ImageNet-21k has 21,841).
 constexpr uint64_t kDatasetItems = uint64_t(1) << 32;
 constexpr int64_t kClasses = int64_t(1) << 20;
+// Images in one batch given as a tensor (`mae forward --input`): a batch is held whole in memory with its activations.
+constexpr int64_t kBatchImages = int64_t(1) << 20;
 // Threads: --threads (OpenMP/BLAS) and --num_workers (loader threads).
 constexpr int kThreads = 1024;
 constexpr int kLoaderWorkers = 256;

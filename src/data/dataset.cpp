@@ -83,7 +83,8 @@ std::vector<uint8_t> read_idx_file(const std::string& path, int ndim, std::vecto
   std::vector<uint8_t> data;
   size_t got = 0;
   while (got < total) {
-    const size_t want = size_t(std::min<uint64_t>(total - got, uint64_t(64) << 20));
+    // 1 MiB, then doubling: a header's word costs at most twice what the file really holds.
+    const size_t want = size_t(std::min<uint64_t>(total - got, std::max<uint64_t>(got, uint64_t(1) << 20)));
     data.resize(got + want);
     const size_t r = read(data.data() + got, want);
     got += r;

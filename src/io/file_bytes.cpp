@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -60,10 +61,13 @@ Bytes read_file_bytes(const std::string& path) {
     }
   }
   auto buf = std::make_shared<std::vector<uint8_t>>();
+  // A small regular file in one read of its size (+1 to see the end): zeroing a 1 MiB chunk per file dominated
+  // the fuzzers' time.
+  const size_t chunk = S_ISREG(st.st_mode) ? std::min<size_t>(size_t(st.st_size) + 1, 1 << 20) : 1 << 20;
   for (;;) {
     const size_t at = buf->size();
-    buf->resize(at + (1 << 20));
-    const ssize_t got = ::read(fd, buf->data() + at, 1 << 20);
+    buf->resize(at + chunk);
+    const ssize_t got = ::read(fd, buf->data() + at, chunk);
     if (got < 0) {
       const int e = errno;
       buf->resize(at);

@@ -107,6 +107,10 @@ nlohmann::json pth_config_json(const std::map<std::string, std::string>& text) {
 
 }  // namespace
 
+ModelConfig config_from_json_text(const std::string& text, const std::string& where) {
+  return config_from_any_json(parse_json(text, where), where);
+}
+
 bool is_decoder_param(const std::string& n) { return starts(n, "decoder_") || n == "mask_token"; }
 
 std::string weights_file_of(const std::string& path) {
@@ -173,7 +177,7 @@ LoadedWeights load_weights_any(const std::string& given, const std::string& mode
     const size_t first = config_arg.find_first_not_of(" \t\r\n");
     const bool inline_json = first != std::string::npos && config_arg[first] == '{';
     const std::string where = inline_json ? std::string("--config") : config_arg;
-    w.config = config_from_any_json(parse_json(inline_json ? config_arg : read_text(config_arg), where), where);
+    w.config = config_from_json_text(inline_json ? config_arg : read_text(config_arg), where);
     w.config_source = inline_json ? "--config" : "--config " + config_arg;
   } else if (meta.count("config")) {
     w.config = config_from_json(parse_json(meta["config"], path + ": metadata \"config\""), path);

@@ -34,6 +34,10 @@ struct LoadedWeights {
 // it is not a folder. Throws naming the folder when it holds neither.
 std::string weights_file_of(const std::string& path);
 
+// A model config from JSON text, ours or a Hugging Face config.json (told apart by their keys), validated; errors
+// name `where` (a file, or "--config").
+ModelConfig config_from_json_text(const std::string& text, const std::string& where);
+
 LoadedWeights load_weights_any(const std::string& path, const std::string& model_name_or_empty,
                                const std::string& config_json_or_file = "");
 
