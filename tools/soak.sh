@@ -40,16 +40,16 @@ straight_s=$(($(date +%s) - t0))
 echo "soak: uninterrupted run: ${straight_s} s"
 
 declare -A n=([attempts]=0 [kill9]=0 [sigterm]=0 [disk]=0 [exit75]=0 [disk_errors]=0 [finished]=0 [episodes_ok]=0
-              [problems]=0 [max_temps]=0)
+              [problems]=0 [max_temps]=0 [early_term]=0)
 problem() { echo "soak: PROBLEM: $*"; n[problems]=$((n[problems] + 1)); }
-temps() { find "$1" -maxdepth 1 -name '*.tmp*' | wc -l; }
+temps() { find "$1" -maxdepth 1 -name '*.tmp*' 2>/dev/null | wc -l; }
 episode=0
 run=$disk/ep$episode
 end=$((t0 + MINUTES * 60))
 while [ "$(date +%s)" -lt $end ]; do
   n[attempts]=$((n[attempts] + 1))
   action=$((RANDOM % 10))                                    # 0-4 kill -9, 5-7 SIGTERM, 8-9 full disk
-  delay=$(awk -v r=$RANDOM -v s="$straight_s" 'BEGIN { printf "%.2f", 0.3 + r / 32768 * (s > 2 ? s : 2) }')
+  delay=$(awk -v r=$RANDOM -v s="$straight_s" 'BEGIN { printf "%.2f", 0.2 + r / 32768 * 0.6 * (s > 2 ? s : 2) }')
   if [ $action -ge 8 ] && [ $mounted = 0 ]; then
     # no tmpfs: writes past a size limit fail (EFBIG) instead; SIGXFSZ ignored so the write returns the error
     ( trap '' XFSZ; ulimit -f $((RANDOM % 4096 + 1)); exec "$MAE" "${args[@]}" --output_dir "$run" --resume auto ) \
@@ -72,6 +72,7 @@ while [ "$(date +%s)" -lt $end ]; do
     0) n[finished]=$((n[finished] + 1)) ;;
     75) n[exit75]=$((n[exit75] + 1)) ;;
     137) ;;
+    143) n[early_term]=$((n[early_term] + 1)) ;;  # SIGTERM before the handlers were installed (process start-up)
     *) if grep -qiE "no space|file too large|write" "$work/attempt.log"; then n[disk_errors]=$((n[disk_errors] + 1))
        else problem "attempt ${n[attempts]} exited $rc: $(tail -2 "$work/attempt.log" | tr '\n' ' ')"; fi ;;
   esac
@@ -96,6 +97,6 @@ while [ "$(date +%s)" -lt $end ]; do
 done
 echo "soak: $(( ($(date +%s) - t0) / 60 )) min: ${n[attempts]} attempts (kill -9 ${n[kill9]}, SIGTERM ${n[sigterm]}," \
   "full disk ${n[disk]}); exits: 75 (saved on SIGTERM) ${n[exit75]}, disk-full errors ${n[disk_errors]}," \
-  "completed ${n[finished]}; episodes bit-identical to the uninterrupted run: ${n[episodes_ok]}/$episode;" \
+  "completed ${n[finished]}, terminated during start-up (before the handlers) ${n[early_term]}; episodes bit-identical to the uninterrupted run: ${n[episodes_ok]}/$episode;" \
   "most temp files seen after an attempt: ${n[max_temps]}; problems: ${n[problems]}"
 [ "${n[problems]}" = 0 ]
