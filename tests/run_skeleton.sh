@@ -152,6 +152,10 @@ expect_error keep-last "--keep_last must be" -- "$MAE" "${pre[@]}" "${k[@]}" --k
 expect_error start-epoch "--start_epoch must be" -- "$MAE" "${pre[@]}" --output_dir "$tmp/x" --start_epoch 2
 expect_error lr-nan "--lr must be" -- "$MAE" "${pre[@]}" "${k[@]}" --lr nan
 expect_error warmup-inf "--warmup_epochs must be" -- "$MAE" "${pre[@]}" "${k[@]}" --warmup_epochs inf
+expect_error min-lr-nan "--min_lr must be" -- "$MAE" "${pre[@]}" "${k[@]}" --min_lr nan
+"$MAE" "${pre[@]}" --output_dir "$tmp/warm" --epochs 1 --warmup_epochs 1 --max_steps 1 >"$tmp/out" 2>&1
+grep -q "warning: --warmup_epochs 1 ≥ --epochs 1: the lr never reaches its peak" "$tmp/out" &&
+  ok "warmup-ge-epochs: $(grep -m1 warning "$tmp/out" | head -c 120)" || bad "warmup-ge-epochs: no warning: $(tail -2 "$tmp/out")"
 expect_error accum-too-big "never step" -- "$MAE" "${pre[@]}" --output_dir "$tmp/x" --accum_iter 41
 touch "$tmp/afile"
 expect_error log-dir "--log_dir .*afile" -- "$MAE" "${pre[@]}" --output_dir "$tmp/x" --log_dir "$tmp/afile/logs"

@@ -382,6 +382,21 @@ TEST(PthErrors, UnknownOpcodesAndMalformedPickles) {
   expect_error([&] { read_mem(pkl(many)); }, {"refusing to go on"});
 }
 
+// Issue 21 (4): a 102 KB .pth reached 1.9 GB. A MARK flood is bounded by the stack limit, and a stride-0 view
+// (16M elements over one stored float) by the budget of what an archive of its size can hold (4M elements + 4 per
+// stored byte).
+TEST(PthErrors, MarkFloodAndStrideZeroViewsAreBounded) {
+  auto pkl = [](const std::string& body) { return make_zip({{"archive/data.pkl", body}}); };
+  std::string marks = "\x80\x02";
+  marks.append((size_t(1) << 22) + 10, '(');
+  expect_error([&] { read_mem(pkl(marks + ".")); }, {"mem.pth: pickle", "more than 4194304 MARKs open"});
+  const std::vector<float> one(1, 1.f);
+  expect_error([&] { read_mem(one_tensor_pth(one, 1, 0, {4096, 4096}, {0, 0})); },
+               {"tensor 'w'", "16777216 elements exceed what an archive of this size can hold"});
+  // A few repeated elements stay within the budget: a stride-0 view is legal PyTorch (expand()).
+  EXPECT_EQ(read_mem(one_tensor_pth(one, 1, 0, {4}, {0})).tensors.at("w").f, (std::vector<float>{1, 1, 1, 1}));
+}
+
 TEST(PthErrors, StorageShorterThanTheTensor) {
   const std::vector<float> s8(8, 1.f);
   // (3, 3) contiguous needs 9 elements of an 8-element storage.

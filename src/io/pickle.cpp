@@ -277,7 +277,10 @@ struct Machine {
         }
         case 0x95: need(8); break;  // FRAME: framing is transparent to the reader
         case '.': stopped = true; break;  // STOP
-        case '(': marks.push_back(stack.size()); break;  // MARK
+        case '(':  // MARK; bounded like the stack (a zip bomb of MARKs once reached 1.9 GB)
+          if (marks.size() >= kMaxStack) bad("more than ", kMaxStack, " MARKs open");
+          marks.push_back(stack.size());
+          break;
         case '}': push(make(Kind::Dict)); break;  // EMPTY_DICT
         case ']': push(make(Kind::List)); break;  // EMPTY_LIST
         case ')': push(make(Kind::Tuple)); break;  // EMPTY_TUPLE
