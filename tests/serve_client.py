@@ -163,6 +163,9 @@ bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 300
         + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
 expect_error("a 30000×30000 PNG header", *post("/embed", [("image", bomb, "bomb.png")]), 400,
              "30000×30000 pixels is more than the limit")
+expect_error("two 300×200 images over the request's 100000 pixels",
+             *post("/embed", [("image", BIG, "1.jpg"), ("image", BIG, "2.jpg")]), 400,
+             "#2 of the request: 300×200 pixels is more than the limit of 40000")
 expect_error("unknown field", *post("/reconstruct", [("image", A, "a.png"), ("colour", "red")]), 400,
              "unknown field 'colour'")
 expect_error("unknown query parameter", *post("/embed?batch=3", [("image", A, "a.png")]), 400, "unknown field 'batch'")

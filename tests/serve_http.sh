@@ -12,7 +12,7 @@ source "$SRC/tests/lib/serve_models.sh"
 source "$SRC/tests/lib/serve_start.sh"
 
 serve_start --checkpoint "$MAE_CK" --classifier "$FT" --threads 2 --workers 4 --max_body_mb 1 --max_images 4 \
-  --timeout 20
+  --max_pixels 100000 --timeout 20
 echo "server: $URL"
 "$MAE" classify --checkpoint "$FT" --image "$IMG_A" --topk 2 --json >"$tmp/classify.json" 2>/dev/null
 $PY "$SRC/tests/serve_client.py" "$URL" "$IMG_A" "$IMG_B" "$IMG_BIG" "$tmp/classify.json" || fails=$((fails + 1))

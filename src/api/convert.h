@@ -13,5 +13,7 @@ using api::Pixels;
 // and whose size is within mae's pixel limit.
 void check_pixels(const Pixels& p, const std::string& what);
 Pixels to_pixels(const Image& img);
+// p checked (check_pixels, naming `what`) and copied into out, whose buffer is reused; returns out.
+const Image& to_image(const Pixels& p, const std::string& what, Image& out);
 
 }  // namespace mae::api_internal

@@ -19,6 +19,13 @@ void check_pixels(const Pixels& p, const std::string& what) {
     fail(what, ": ", p.data.size(), " bytes for ", p.width, "×", p.height, "×", p.channels, " pixels");
 }
 
+const Image& to_image(const Pixels& p, const std::string& what, Image& out) {
+  check_pixels(p, what);
+  out.resize(p.width, p.height, p.channels);
+  std::copy(p.data.begin(), p.data.end(), out.px.begin());
+  return out;
+}
+
 Pixels to_pixels(const Image& img) {
   Pixels p;
   p.width = img.w, p.height = img.h, p.channels = img.c;
@@ -31,16 +38,14 @@ Pixels to_pixels(const Image& img) {
 namespace mae::api {
 namespace {
 
-using api_internal::check_pixels;
 using api_internal::to_pixels;
 
 Image to_image(const Pixels& p) {
-  check_pixels(p, "picture");
   Image img;
-  img.resize(p.width, p.height, p.channels);
-  std::copy(p.data.begin(), p.data.end(), img.px.begin());
+  api_internal::to_image(p, "picture", img);
   return img;
 }
+
 }  // namespace
 
 Pixels decode_image(const void* bytes, size_t size, uint64_t max_pixels, const std::string& name) {

@@ -31,7 +31,6 @@ namespace mae::api {
 namespace {
 
 using api_internal::Job;
-using api_internal::check_pixels;
 using api_internal::to_pixels;
 
 // Bounds of the options (a server passes them from flags).
@@ -41,8 +40,10 @@ constexpr size_t kReconstructModels = 3;
 
 enum Kind : uint64_t { kEmbed = 1, kReconstruct = 2, kClassify = 3 };
 
-struct EmbedJob : Job {
+struct StagedJob : Job {
   const float* imgs = nullptr;  // (n, C, S, S) normalised
+};
+struct EmbedJob : StagedJob {
   Pool pool = Pool::cls;
   std::vector<std::vector<float>>* out = nullptr;
 };
@@ -52,8 +53,7 @@ struct ReconstructJob : Job {
   double mask_ratio = 0;
   std::vector<ReconstructPanels>* out = nullptr;
 };
-struct ClassifyJob : Job {
-  const float* imgs = nullptr;
+struct ClassifyJob : StagedJob {
   std::vector<float>* logits = nullptr;  // (n, NC)
 };
 
@@ -226,12 +226,8 @@ class ModelImpl final : public Model {
     }
   }
 
-  // A caller's picture as an mae::Image (copied into `img`, whose buffer is reused), checked.
-  const Image& to_image(const Pixels& p, size_t k, Image& img) const {
-    check_pixels(p, "image " + std::to_string(k));
-    img.resize(p.width, p.height, p.channels);
-    std::copy(p.data.begin(), p.data.end(), img.px.begin());
-    return img;
+  static const Image& to_image(const Pixels& p, size_t k, Image& img) {
+    return api_internal::to_image(p, "image " + std::to_string(k), img);
   }
 
   // Images → (n, C, S, S) normalised. crop_pct 0: mae embed's automatic choice per image (1 when the image already
@@ -268,14 +264,20 @@ class ModelImpl final : public Model {
     }
   }
 
-  // Runs `total` images gathered from the group's inputs in chunks of max_batch through the staging buffer:
-  // fill(row, image) puts image i (in group order) at staging row `row`; forward(n) runs one chunk.
-  template <class Fill, class Forward> void chunks(int total, Fill&& fill, Forward&& forward) {
+  // The group's images, in order, through the staging buffer in chunks of max_batch (the network's batch; a last
+  // chunk is padded with what the buffer held): results(first, n) reads the chunk of images first .. first + n − 1.
+  template <class J, class Results> void run_staged(const std::vector<Job*>& g, Results&& results) {
+    int total = 0;
+    for (Job* j : g) total += j->images;
+    const size_t E = image_elems();
     const int B = opt_.max_batch;
     for (int first = 0; first < total; first += B) {
       const int n = std::min(B, total - first);
-      for (int i = 0; i < n; i++) fill(i, first + i);
-      forward(first, n);
+      for (int i = 0; i < n; i++) {
+        auto [j, k] = locate<J>(g, first + i);
+        std::copy_n(j->imgs + size_t(k) * E, E, staging_.data() + size_t(i) * E);
+      }
+      results(first, n);
     }
   }
 
@@ -292,22 +294,14 @@ class ModelImpl final : public Model {
   void run_embed(const std::vector<Job*>& g) {
     if (!encoder_) encoder_ = pt_->make_model(opt_.max_batch, 0.0, spec_);
     const int L = cfg_.num_patches(), D = cfg_.embed_dim;
-    int total = 0;
-    for (Job* j : g) total += j->images, static_cast<EmbedJob*>(j)->out->assign(j->images, std::vector<float>(D));
-    const size_t E = image_elems();
-    chunks(
-        total,
-        [&](int row, int i) {
-          auto [j, k] = locate<EmbedJob>(g, i);
-          std::copy_n(j->imgs + size_t(k) * E, E, staging_.data() + size_t(row) * E);
-        },
-        [&](int first, int n) {
-          const float* lat = encoder_->forward_encoder(staging_.data(), ordered_noise_.data());
-          for (int r = 0; r < n; r++) {
-            auto [j, k] = locate<EmbedJob>(g, first + r);
-            pool_latent(lat + size_t(r) * (1 + L) * D, 1, L, D, j->pool == Pool::mean, (*j->out)[k].data());
-          }
-        });
+    for (Job* j : g) static_cast<EmbedJob*>(j)->out->assign(j->images, std::vector<float>(D));
+    run_staged<EmbedJob>(g, [&](int first, int n) {
+      const float* lat = encoder_->forward_encoder(staging_.data(), ordered_noise_.data());
+      for (int r = 0; r < n; r++) {
+        auto [j, k] = locate<EmbedJob>(g, first + r);
+        pool_latent(lat + size_t(r) * (1 + L) * D, 1, L, D, j->pool == Pool::mean, (*j->out)[k].data());
+      }
+    });
   }
 
   void run_reconstruct(const std::vector<Job*>& g) {
@@ -341,22 +335,13 @@ class ModelImpl final : public Model {
   void run_classify(const std::vector<Job*>& g) {
     if (!classifier_) classifier_ = make_inference_classifier(*cls_, opt_.max_batch, spec_);
     const int NC = cls_->head.nb_classes;
-    int total = 0;
-    for (Job* j : g) total += j->images;
-    const size_t E = image_elems();
-    chunks(
-        total,
-        [&](int row, int i) {
-          auto [j, k] = locate<ClassifyJob>(g, i);
-          std::copy_n(j->imgs + size_t(k) * E, E, staging_.data() + size_t(row) * E);
-        },
-        [&](int first, int n) {
-          const float* logits = classifier_->forward(staging_.data(), n);
-          for (int r = 0; r < n; r++) {
-            auto [j, k] = locate<ClassifyJob>(g, first + r);
-            std::copy_n(logits + size_t(r) * NC, NC, j->logits->data() + size_t(k) * NC);
-          }
-        });
+    run_staged<ClassifyJob>(g, [&](int first, int n) {
+      const float* logits = classifier_->forward(staging_.data(), n);
+      for (int r = 0; r < n; r++) {
+        auto [j, k] = locate<ClassifyJob>(g, first + r);
+        std::copy_n(logits + size_t(r) * NC, NC, j->logits->data() + size_t(k) * NC);
+      }
+    });
   }
 
   const ModelOptions opt_;

@@ -2,6 +2,7 @@
 // the same object `mae serve` answers /classify with — and `mae finetune --eval`'s preprocessing.
 #include <nlohmann/json.hpp>
 
+#include "api/convert.h"
 #include "cli/common.h"
 #include "core/error.h"
 #include "data/dataset.h"
@@ -18,13 +19,6 @@ struct ClassifyArgs {
   bool json = false;
   std::string device = "cpu";
 };
-
-api::Pixels pixels_of(const Image& img) {
-  api::Pixels p;
-  p.width = img.w, p.height = img.h, p.channels = img.c;
-  p.data = img.px;
-  return p;
-}
 
 void run_classify(const ClassifyArgs& a) {
   if (a.images.empty() == a.data_path.empty())
@@ -78,12 +72,12 @@ void run_classify(const ClassifyArgs& a) {
       ds->load(i, img);
       names.push_back(ds->item_name(i));
       labels.push_back(ds->label(i));
+      batch.push_back(api_internal::to_pixels(img));
     } else {
       read_image_file(a.images[i], bytes);
-      decode_image_memory(bytes.data(), bytes.size(), a.images[i], img);
       names.push_back(a.images[i]);
+      batch.push_back(api::decode_image(bytes.data(), bytes.size(), 0, a.images[i]));
     }
-    batch.push_back(pixels_of(img));
     if (int(batch.size()) == a.batch_size) flush();
   }
   flush();

@@ -124,15 +124,20 @@ std::string parse_choice(const Fields& f, const std::string& name, const std::ve
   return it->second;
 }
 
+// The images of a request share one pixel budget (each image's size is checked from its header against what is left
+// before it is decoded): a request holds at most max_pixels decoded pixels, whatever its image count.
 std::vector<api::Pixels> decode_all(const Fields& f, uint64_t max_pixels) {
   std::vector<api::Pixels> out;
   out.reserve(f.images.size());
   std::string name;
+  uint64_t used = 0;
   for (size_t k = 0; k < f.images.size(); k++) {
+    if (used >= max_pixels) reject(413, "the images of this request hold more than the limit of ", max_pixels, " pixels");
     name = "#";  // appended piece by piece: "#" + std::string makes GCC 12 warn falsely (-Wrestrict)
     name += std::to_string(k + 1);
     name += " of the request";
-    out.push_back(api::decode_image(f.images[k]->data(), f.images[k]->size(), max_pixels, name));
+    out.push_back(api::decode_image(f.images[k]->data(), f.images[k]->size(), max_pixels - used, name));
+    used += uint64_t(out.back().width) * uint64_t(out.back().height);
   }
   return out;
 }

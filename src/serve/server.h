@@ -26,7 +26,7 @@ struct ServeOptions {
   int max_queue = 64;           // images waiting for the model before requests get 503
   int max_images = 16;          // images in one request
   uint64_t max_body_bytes = 16u << 20;
-  uint64_t max_pixels = 1u << 25;  // per image, checked from its header (33.5 Mpx: a 6 k × 5.5 k photo)
+  uint64_t max_pixels = 1u << 25;  // of all images of a request, each checked from its header (33.5 Mpx)
   double timeout_s = 30;        // waiting for the model (503 after), and reading/writing a request's bytes
   std::string device = "cpu", precision = "fp32";
 };
