@@ -119,6 +119,7 @@ TEST(Api, MisuseIsBadInput) {
   Pixels four = pattern(28, 28, 4, 0);
   EXPECT_EQ(kind_of([&] { m->embed({four}); }), Error::Kind::bad_input);
   EXPECT_EQ(kind_of([&] { m->embed({}); }), Error::Kind::bad_input);
+  EXPECT_EQ(kind_of([&] { m->reconstruct({}); }), Error::Kind::bad_input);
   EXPECT_EQ(kind_of([&] { m->reconstruct({pattern(28, 28, 1, 0)}, 1.0); }), Error::Kind::bad_input);
   EXPECT_EQ(kind_of([&] { m->reconstruct({pattern(28, 28, 1, 0)}, 0.99); }), Error::Kind::bad_input);  // keeps none
   EXPECT_EQ(kind_of([&] { m->classify({pattern(28, 28, 1, 0)}); }), Error::Kind::bad_input);

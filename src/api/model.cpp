@@ -66,7 +66,7 @@ class ModelImpl final : public Model {
     if (o.threads < 0 || o.threads > limits::kThreads)
       fail("threads must be in [0, ", limits::kThreads, "], got ", o.threads);
     if (!(o.timeout_s >= 0)) fail("timeout_s must be ≥ 0, got ", o.timeout_s);
-    reject_probe_checkpoint(path, "a model");
+    reject_probe_checkpoint(path, "model");
     const LoadedWeights probe = load_weights_any(path, o.model);
     info_.path = path;
     info_.format = probe.format;
@@ -136,6 +136,7 @@ class ModelImpl final : public Model {
                                           uint64_t seed) override {
     return guarded([&] {
       need(info_.can_reconstruct, "reconstruct", "an MAE checkpoint with its decoder");
+      if (images.empty()) fail("no image given");
       if (!(mask_ratio >= 0.0 && mask_ratio < 1.0)) fail("mask_ratio must be in [0, 1), got ", mask_ratio);
       const int L = cfg_.num_patches(), keep = cfg_.len_keep(mask_ratio);
       if (keep < 1) fail("mask_ratio ", mask_ratio, " keeps no patch of ", L);
