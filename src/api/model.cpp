@@ -35,8 +35,8 @@ using api_internal::to_pixels;
 
 // Bounds of the options (a server passes them from flags).
 constexpr int kMaxBatch = 1024, kMaxQueue = 1 << 20;
-// Reconstruction networks kept, one per number of kept patches (a mask-ratio slider visits a few).
-constexpr size_t kReconstructModels = 3;
+// Reconstruction networks kept, one per (number of kept patches, batch): a mask-ratio slider visits a few.
+constexpr size_t kReconstructModels = 4;
 
 enum Kind : uint64_t { kEmbed = 1, kReconstruct = 2, kClassify = 3 };
 
@@ -265,20 +265,24 @@ class ModelImpl final : public Model {
     }
   }
 
-  // The group's images, in order, through the staging buffer in chunks of max_batch (the network's batch; a last
-  // chunk is padded with what the buffer held): results(first, n) reads the chunk of images first .. first + n − 1.
+  // The MAE networks compute a whole batch whatever the images given (a last chunk is padded), so a lone image
+  // runs on a network built for one image instead of paying for max_batch: index 0 of the pairs below.
+  int chunk_batch(int total) const { return total == 1 ? 1 : opt_.max_batch; }
+
+  // The group's images, in order, through the staging buffer in chunks of B = chunk_batch(total) images:
+  // results(first, n, B) reads the chunk of images first .. first + n − 1.
   template <class J, class Results> void run_staged(const std::vector<Job*>& g, Results&& results) {
     int total = 0;
     for (Job* j : g) total += j->images;
     const size_t E = image_elems();
-    const int B = opt_.max_batch;
+    const int B = chunk_batch(total);
     for (int first = 0; first < total; first += B) {
       const int n = std::min(B, total - first);
       for (int i = 0; i < n; i++) {
         auto [j, k] = locate<J>(g, first + i);
         std::copy_n(j->imgs + size_t(k) * E, E, staging_.data() + size_t(i) * E);
       }
-      results(first, n);
+      results(first, n, B);
     }
   }
 
@@ -293,11 +297,12 @@ class ModelImpl final : public Model {
   }
 
   void run_embed(const std::vector<Job*>& g) {
-    if (!encoder_) encoder_ = pt_->make_model(opt_.max_batch, 0.0, spec_);
     const int L = cfg_.num_patches(), D = cfg_.embed_dim;
     for (Job* j : g) static_cast<EmbedJob*>(j)->out->assign(j->images, std::vector<float>(D));
-    run_staged<EmbedJob>(g, [&](int first, int n) {
-      const float* lat = encoder_->forward_encoder(staging_.data(), ordered_noise_.data());
+    run_staged<EmbedJob>(g, [&](int first, int n, int B) {
+      auto& enc = encoders_[B == 1 ? 0 : 1];
+      if (!enc) enc = pt_->make_model(B, 0.0, spec_);
+      const float* lat = enc->forward_encoder(staging_.data(), ordered_noise_.data());
       for (int r = 0; r < n; r++) {
         auto [j, k] = locate<EmbedJob>(g, first + r);
         pool_latent(lat + size_t(r) * (1 + L) * D, 1, L, D, j->pool == Pool::mean, (*j->out)[k].data());
@@ -307,12 +312,15 @@ class ModelImpl final : public Model {
 
   void run_reconstruct(const std::vector<Job*>& g) {
     auto* j0 = static_cast<ReconstructJob*>(g[0]);
-    const int keep = int(g[0]->key & 0xffffffffu);
-    // the network for this number of kept patches: most recently used first, at most kReconstructModels
-    auto it = std::find_if(decoders_.begin(), decoders_.end(), [&](const auto& m) { return m.first == keep; });
+    int total = 0;
+    for (Job* j : g) total += j->images;
+    const int B = chunk_batch(total);
+    const std::pair<int, int> key(int(g[0]->key & 0xffffffffu), B);  // (kept patches, batch)
+    // the network for it: most recently used first, at most kReconstructModels
+    auto it = std::find_if(decoders_.begin(), decoders_.end(), [&](const auto& m) { return m.first == key; });
     if (it == decoders_.end()) {
       if (decoders_.size() >= kReconstructModels) decoders_.pop_back();
-      decoders_.emplace_front(keep, pt_->make_model(opt_.max_batch, j0->mask_ratio, spec_));
+      decoders_.emplace_front(key, pt_->make_model(B, j0->mask_ratio, spec_));
     } else {
       decoders_.splice(decoders_.begin(), decoders_, it);
     }
@@ -336,7 +344,7 @@ class ModelImpl final : public Model {
   void run_classify(const std::vector<Job*>& g) {
     if (!classifier_) classifier_ = make_inference_classifier(*cls_, opt_.max_batch, spec_);
     const int NC = cls_->head.nb_classes;
-    run_staged<ClassifyJob>(g, [&](int first, int n) {
+    run_staged<ClassifyJob>(g, [&](int first, int n, int) {  // VitClassifier runs n rows, no padding
       const float* logits = classifier_->forward(staging_.data(), n);
       for (int r = 0; r < n; r++) {
         auto [j, k] = locate<ClassifyJob>(g, first + r);
@@ -353,8 +361,8 @@ class ModelImpl final : public Model {
   std::unique_ptr<Pretrained> pt_;         // MAE / encoder weights
   std::unique_ptr<LoadedClassifier> cls_;  // classifier weights
   // the compute thread's
-  std::unique_ptr<InferenceModel> encoder_;
-  std::list<std::pair<int, std::unique_ptr<InferenceModel>>> decoders_;
+  std::unique_ptr<InferenceModel> encoders_[2];  // batch 1, max_batch
+  std::list<std::pair<std::pair<int, int>, std::unique_ptr<InferenceModel>>> decoders_;
   std::unique_ptr<InferenceClassifier> classifier_;
   std::vector<float> ordered_noise_, staging_;
   std::unique_ptr<api_internal::Batcher> batcher_;  // last: its thread stops before the networks go
