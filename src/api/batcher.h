@@ -9,16 +9,11 @@
 #include <exception>
 #include <functional>
 #include <mutex>
-#include <stdexcept>
 #include <thread>
 #include <vector>
 
 namespace mae::api_internal {
 
-// A failure inside a forward: never the caller's input (that is checked before a job is queued).
-struct ComputeError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 struct Job {
   uint64_t key = 0;  // jobs with equal keys may run in one forward

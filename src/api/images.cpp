@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "api/convert.h"
+#include "api/errors.h"
 #include "core/error.h"
 #include "core/limits.h"
 #include "data/decode.h"
@@ -49,36 +50,30 @@ Image to_image(const Pixels& p) {
 }  // namespace
 
 Pixels decode_image(const void* bytes, size_t size, uint64_t max_pixels, const std::string& name) {
-  try {
+  return api_internal::translate_errors([&] {
     Image img;
     decode_image_memory(static_cast<const uint8_t*>(bytes), size, name, img,
                         max_pixels == 0 ? limits::kImagePixels : max_pixels);
     return to_pixels(img);
-  } catch (const mae::Error& e) {
-    throw Error(Error::Kind::bad_input, e.what());
-  }
+  });
 }
 
 std::vector<uint8_t> encode_png(const Pixels& img) {
-  try {
+  return api_internal::translate_errors([&] {
     std::vector<uint8_t> out;
     encode_png_memory(to_image(img), out);
     return out;
-  } catch (const mae::Error& e) {
-    throw Error(Error::Kind::bad_input, e.what());
-  }
+  });
 }
 
 Pixels four_panels(const Reconstruction& r, int scale, int gap) {
-  try {
+  return api_internal::translate_errors([&] {
     if (scale < 0 || gap < 0) fail("four_panels: scale and gap must be ≥ 0, got ", scale, " and ", gap);
     std::vector<ReconstructPanels> row(1);
     row[0].original = to_image(r.original), row[0].masked = to_image(r.masked);
     row[0].recon = to_image(r.reconstruction), row[0].paste = to_image(r.paste);
     return to_pixels(make_grid(row, scale > 0 ? scale : default_scale(r.original.width), gap));
-  } catch (const mae::Error& e) {
-    throw Error(Error::Kind::bad_input, e.what());
-  }
+  });
 }
 
 }  // namespace mae::api

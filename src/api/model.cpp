@@ -15,6 +15,7 @@
 
 #include "api/batcher.h"
 #include "api/convert.h"
+#include "api/errors.h"
 #include "core/error.h"
 #include "core/limits.h"
 #include "core/rng.h"
@@ -121,7 +122,7 @@ class ModelImpl final : public Model {
   }
 
   std::vector<std::vector<float>> embed(const std::vector<Pixels>& images, Pool pool) override {
-    return guarded([&] {
+    return api_internal::translate_errors([&] {
       need(info_.can_embed, "embed", "an MAE or encoder checkpoint");
       std::vector<float> imgs = normalised(images, /*crop_pct=*/0);
       std::vector<std::vector<float>> out(images.size());
@@ -134,7 +135,7 @@ class ModelImpl final : public Model {
 
   std::vector<Reconstruction> reconstruct(const std::vector<Pixels>& images, double mask_ratio,
                                           uint64_t seed) override {
-    return guarded([&] {
+    return api_internal::translate_errors([&] {
       need(info_.can_reconstruct, "reconstruct", "an MAE checkpoint with its decoder");
       if (images.empty()) fail("no image given");
       if (!(mask_ratio >= 0.0 && mask_ratio < 1.0)) fail("mask_ratio must be in [0, 1), got ", mask_ratio);
@@ -172,7 +173,7 @@ class ModelImpl final : public Model {
   }
 
   std::vector<std::vector<ClassScore>> classify(const std::vector<Pixels>& images, int top_k) override {
-    return guarded([&] {
+    return api_internal::translate_errors([&] {
       need(info_.can_classify, "classify", "a fine-tuned classifier (mae finetune)");
       const int NC = cls_->head.nb_classes;
       if (top_k < 1) fail("top_k must be ≥ 1, got ", top_k);
@@ -207,24 +208,6 @@ class ModelImpl final : public Model {
   void need(bool can, const char* what, const char* kind) const {
     if (!can) fail("this model cannot ", what, ": ", info_.path, " is ", info_.kind == "mae" ? "an MAE" : "a",
                    info_.kind == "mae" ? "" : " " + info_.kind, " checkpoint; ", what, " needs ", kind);
-  }
-
-  // mae::Error raised before the compute thread runs (arguments, images, a model without the ability) is the
-  // caller's fault; anything else is internal. Errors of the API's own kinds pass as they are.
-  template <class F> auto guarded(F&& f) -> decltype(f()) {
-    try {
-      return f();
-    } catch (const api::Error&) {
-      throw;
-    } catch (const api_internal::ComputeError& e) {
-      throw Error(Error::Kind::internal, e.what());
-    } catch (const mae::Error& e) {
-      throw Error(Error::Kind::bad_input, e.what());
-    } catch (const std::bad_alloc&) {
-      throw Error(Error::Kind::internal, "out of memory");
-    } catch (const std::exception& e) {
-      throw Error(Error::Kind::internal, e.what());
-    }
   }
 
   static const Image& to_image(const Pixels& p, size_t k, Image& img) {
@@ -371,15 +354,8 @@ class ModelImpl final : public Model {
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
-  try {
-    return std::make_unique<ModelImpl>(path, options);
-  } catch (const api::Error&) {
-    throw;
-  } catch (const mae::Error& e) {
-    throw Error(Error::Kind::bad_input, e.what());
-  } catch (const std::exception& e) {
-    throw Error(Error::Kind::internal, e.what());
-  }
+  return api_internal::translate_errors(
+      [&]() -> std::unique_ptr<Model> { return std::make_unique<ModelImpl>(path, options); });
 }
 
 }  // namespace mae::api
