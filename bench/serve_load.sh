@@ -56,8 +56,11 @@ print("%d px, patch %d, width %d, depth %d" % (c["img_size"], c["patch_size"], c
 )); image $IMG"
 echo "server: --threads $THREADS --workers $WORKERS --max_batch $MAX_BATCH; $CLIENTS clients, $DURATION s per phase"
 echo "RSS at start: $(rss)"
-$PY "$ROOT/bench/serve_load.py" "$URL" /embed "$IMG" --clients 2 --seconds 2 >/dev/null  # warm-up: the networks
-$PY "$ROOT/bench/serve_load.py" "$URL" /reconstruct "$IMG" --clients 2 --seconds 2 --field mask_ratio=0.75 >/dev/null
+# warm-up: the networks are built on first use, for a lone image and for a batch, per endpoint (and mask ratio)
+for c in 1 "$CLIENTS"; do
+  $PY "$ROOT/bench/serve_load.py" "$URL" /embed "$IMG" --clients "$c" --seconds 2 >/dev/null
+  $PY "$ROOT/bench/serve_load.py" "$URL" /reconstruct "$IMG" --clients "$c" --seconds 2 --field mask_ratio=0.75 >/dev/null
+done
 echo "RSS after warm-up: $(rss)"
 for round in $(seq "$ROUNDS"); do
   $PY "$ROOT/bench/serve_load.py" "$URL" /embed "$IMG" --clients "$CLIENTS" --seconds "$DURATION"

@@ -31,7 +31,8 @@ void add_serve(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--max_images,--max-images", o->max_images, "Images in one request")->capture_default_str();
   c->add_option("--max_body_mb,--max-body-mb", *mb, "Request body limit, MiB")->capture_default_str();
-  c->add_option("--max_pixels,--max-pixels", o->max_pixels, "Decoded pixels of one request, all its images together (each checked from its header)")
+  c->add_option("--max_pixels,--max-pixels", o->max_pixels,
+                "Decoded pixels of one request, all its images together (each checked from its header)")
       ->capture_default_str();
   c->add_option("--timeout", o->timeout_s, "Seconds a request may wait for the model (503 after), or take to send")
       ->capture_default_str();

@@ -243,7 +243,8 @@ class Server {
                                             : "bad request";
       if (res.status == 404) msg = "no such endpoint: " + req.method + " " + req.path + " (see GET /info)";
       if (res.status == 413) msg = "request body over the limit of " + std::to_string(o_.max_body_bytes) + " bytes";
-      if (res.status == 400) msg = "malformed request (a truncated or invalid multipart body, a POST without Content-Length?)";
+      if (res.status == 400)
+        msg = "malformed request (a truncated or invalid multipart body, a POST without Content-Length?)";
       send_error(res, res.status, msg);
     });
     svr_.set_exception_handler([](const Request&, Response& res, std::exception_ptr) {
