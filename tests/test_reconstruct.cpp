@@ -182,7 +182,7 @@ void check_panels(const std::string& ck, bool norm_pix) {
           xf[i] = (float(crops[k].at(y, xx, ch)) / 255.0f - pt.norm.mean[ch]) / pt.norm.std[ch];
           x[i] = xf[i];
         }
-    single->forward(xf.data(), noise.data() + size_t(k) * L);
+    const float loss = single->forward(xf.data(), noise.data() + size_t(k) * L);
     const float* pred = single->pred() + P;  // skip the cls row
     const float* mask = single->mask();
     int removed = 0;
@@ -218,6 +218,17 @@ void check_panels(const std::string& ck, bool norm_pix) {
           ASSERT_EQ(R.paste.at(y, xx, ch), rem ? R.recon.at(y, xx, ch) : crops[k].at(y, xx, ch));
         }
     EXPECT_EQ(off_by_more_than_one, 0) << "image " << k;  // batch 2 vs 1 GEMMs may flip a rounding
+    // The per-patch loss (mae serve's /reconstruct shows it): its mean over removed patches is the model's own loss
+    // when the target is the one the model trains with.
+    ASSERT_EQ(R.mask.size(), size_t(L));
+    ASSERT_EQ(R.patch_loss.size(), size_t(L));
+    for (int l = 0; l < L; l++) ASSERT_EQ(R.mask[l], mask[l] > 0.5f) << l;
+    double mean_removed = 0;
+    for (int l = 0; l < L; l++) mean_removed += R.mask[l] ? R.patch_loss[l] / removed : 0.0;
+    EXPECT_NEAR(R.loss, mean_removed, 1e-6 * std::max(1.0, mean_removed));  // float patch losses, double sum
+    if (norm_pix == c.norm_pix_loss) {
+      EXPECT_NEAR(R.loss, loss, 1e-4 * std::max(1.0f, loss)) << "image " << k;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Includes point only down the layers (docs/architecture.md §1):
-#   core ← io, data, dist ← ops ← model ← eval ← train ← cli
+#   core ← io, data, dist ← ops ← model ← eval ← train ← api ← serve ← cli
+# (include/mae/mae.h, the public API header, is outside src/: any layer from api up may include it.)
 # A file may include headers of its own layer and of the layers before it. Prints every include that points up
 # (file:line: layer → layer) and exits 1 if there is any. Usage: tools/check_includes.sh [SRC_DIR]
 set -euo pipefail
@@ -8,7 +9,7 @@ src=${1:-"$(dirname "$0")/../src"}
 rank() {
   case $1 in
     core) echo 0 ;; io | data | dist) echo 1 ;; ops) echo 2 ;; model) echo 3 ;; eval) echo 4 ;; train) echo 5 ;;
-    cli) echo 6 ;; *) echo -1 ;;
+    api) echo 6 ;; serve) echo 7 ;; cli) echo 8 ;; *) echo -1 ;;
   esac
 }
 bad=0 n=0

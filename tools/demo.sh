@@ -19,3 +19,4 @@ echo
 echo "demo: checkpoint $ck, log $out/log.txt, curve $out/loss_curve.svg, reconstructions $out/reconstructions.png"
 grep -hiE "top-1|acc" "$out/knn.txt" | tail -1
 tail -1 "$out/linprobe.txt"
+echo "look at it in a browser: ./build/mae serve --checkpoint $ck   (then open http://127.0.0.1:8080/)"

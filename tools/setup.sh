@@ -4,7 +4,8 @@
 #   tools/setup.sh --test   also GoogleTest, python3-torch/numpy (the PyTorch parity reference), python3-protobuf
 #                           (decodes TensorBoard event files), python3-onnx (the ONNX checker) and ONNX Runtime
 #                           for node (npm onnxruntime-node into the git-ignored test-tools/, when node and npm are
-#                           there; offline it is skipped and the ONNX Runtime test skips), builds tests
+#                           there; offline it is skipped and the ONNX Runtime test skips), chromium and npm
+#                           puppeteer-core (the browser test of mae serve's page), builds tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 test_deps=0
@@ -12,8 +13,10 @@ test_deps=0
 
 pkgs=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
       libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist
+      libcpp-httplib-dev  # mae serve
       libopenmpi-dev openmpi-bin)  # MPI: data-parallel training (the build works without it, single-process)
-[ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy python3-protobuf python3-onnx python3-pil)
+[ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy python3-protobuf python3-onnx python3-pil
+                             chromium)  # chromium: the page of mae serve in tests/serve_browser.sh
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -29,14 +32,17 @@ fi
 
 # ONNX Runtime for tests/onnx_export.sh: the npm package's install script only fetches optional GPU parts (it fails
 # offline); the CPU runtime is inside the package, hence --ignore-scripts.
-if [ $test_deps = 1 ] && [ ! -d test-tools/node_modules/onnxruntime-node ]; then
-  if command -v node >/dev/null && command -v npm >/dev/null; then
-    timeout 300 npm install --prefix test-tools --ignore-scripts --no-audit --no-fund onnxruntime-node >/dev/null 2>&1 ||
-      echo "setup: npm install onnxruntime-node failed (offline?): tests/onnx_export.sh will skip"
-  else
-    echo "setup: node/npm not found: tests/onnx_export.sh will skip (apt-get install nodejs npm to run it)"
+# puppeteer-core for tests/serve_browser.sh: it drives Debian's chromium and never downloads a browser.
+for mod in onnxruntime-node puppeteer-core; do
+  if [ $test_deps = 1 ] && [ ! -d test-tools/node_modules/$mod ]; then
+    if command -v node >/dev/null && command -v npm >/dev/null; then
+      timeout 300 npm install --prefix test-tools --ignore-scripts --no-audit --no-fund $mod >/dev/null 2>&1 ||
+        echo "setup: npm install $mod failed (offline?): the test that needs it will skip"
+    else
+      echo "setup: node/npm not found: tests/onnx_export.sh and tests/serve_browser.sh will skip (apt-get install nodejs npm to run them)"
+    fi
   fi
-fi
+done
 
 cmake -S . -B build -G Ninja -DMAE_TESTS=$([ $test_deps = 1 ] && echo ON || echo OFF) >/dev/null
 ninja -C build

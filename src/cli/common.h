@@ -28,5 +28,9 @@ void add_reconstruct(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_shard(CLI::App& app);
 void add_export(CLI::App& app);
+void add_classify(CLI::App& app);
+#ifdef MAE_SERVE
+void add_serve(CLI::App& app);
+#endif
 
 }  // namespace mae::cli

@@ -30,6 +30,10 @@ int run(int argc, char** argv) {
   mae::cli::add_embed(app);
   mae::cli::add_shard(app);
   mae::cli::add_export(app);
+  mae::cli::add_classify(app);
+#ifdef MAE_SERVE
+  mae::cli::add_serve(app);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

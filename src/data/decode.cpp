@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -35,13 +36,16 @@ struct JpegErr {
   jmp_buf jump;
   char msg[kMsgLen];
   bool too_large;  // msg is the pixel limit's, not corruption
+  uint64_t max_pixels = limits::kImagePixels;
 };
 
-// The pixel budget (core/limits.h), checked from the header before any pixel buffer exists.
-bool over_pixel_limit(uint64_t w, uint64_t h, char* msg) {
-  if (w * h <= limits::kImagePixels) return false;  // each ≤ 2^32: the product fits 64 bits
-  std::snprintf(msg, kMsgLen, "%llu×%llu pixels is more than the limit of %llu (PIL's DecompressionBombError)",
-                (unsigned long long)w, (unsigned long long)h, (unsigned long long)limits::kImagePixels);
+// The pixel budget (core/limits.h, or a caller's smaller one), checked from the header before any pixel buffer
+// exists.
+bool over_pixel_limit(uint64_t w, uint64_t h, uint64_t max_pixels, char* msg) {
+  if (w * h <= max_pixels) return false;  // each ≤ 2^32: the product fits 64 bits
+  std::snprintf(msg, kMsgLen, "%llu×%llu pixels is more than the limit of %llu%s", (unsigned long long)w,
+                (unsigned long long)h, (unsigned long long)max_pixels,
+                max_pixels == limits::kImagePixels ? " (PIL's DecompressionBombError)" : "");
   return true;
 }
 
@@ -105,7 +109,7 @@ bool jpeg_open(jpeg_decompress_struct* cinfo, JpegErr* err, const uint8_t* data,
   jpeg_create_decompress(cinfo);
   jpeg_mem_src(cinfo, data, (unsigned long)size);
   jpeg_read_header(cinfo, TRUE);
-  if (over_pixel_limit(cinfo->image_width, cinfo->image_height, err->msg)) {
+  if (over_pixel_limit(cinfo->image_width, cinfo->image_height, err->max_pixels, err->msg)) {
     err->too_large = true;
     return false;
   }
@@ -213,6 +217,7 @@ struct PngCtx {
   size_t size, pos;
   char msg[kMsgLen];
   bool too_large;  // msg is the pixel limit's, not corruption
+  uint64_t max_pixels;
 };
 
 void png_error_fn(png_structp png, png_const_charp m) {
@@ -243,7 +248,7 @@ bool png_decode(PngCtx* ctx, Image* out) {
   }
   png_set_read_fn(png, ctx, png_read_fn);
   png_read_info(png, info);
-  if (over_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), ctx->msg)) {
+  if (over_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), ctx->max_pixels, ctx->msg)) {
     ctx->too_large = true;
     png_destroy_read_struct(&png, &info, nullptr);
     return false;
@@ -329,14 +334,16 @@ bool is_png(const uint8_t* d, size_t n) {
 
 }  // namespace
 
-void decode_image_memory(const uint8_t* data, size_t size, const std::string& name, Image& out) {
+void decode_image_memory(const uint8_t* data, size_t size, const std::string& name, Image& out,
+                         uint64_t max_pixels) {
+  max_pixels = std::min(max_pixels, limits::kImagePixels);
   if (is_jpeg(data, size)) {
     JpegErr err;
-    err.msg[0] = 0, err.too_large = false;
+    err.msg[0] = 0, err.too_large = false, err.max_pixels = max_pixels;
     if (!jpeg_decode(data, size, &out, &err))
       fail("image ", name, err.too_large ? ": " : ": corrupt JPEG: ", err.msg);
   } else if (is_png(data, size)) {
-    PngCtx ctx{data, size, 0, {}, false};
+    PngCtx ctx{data, size, 0, {}, false, max_pixels};
     if (!png_decode(&ctx, &out)) fail("image ", name, ctx.too_large ? ": " : ": corrupt PNG: ", ctx.msg);
   } else {
     fail("image ", name, ": not a JPEG or PNG file (", size == 0 ? "empty" : "unknown magic bytes", ")");
@@ -404,6 +411,23 @@ void encode_png(const std::string& path, const Image& img) {
     ctx.msg[0] = 0;
     if (!png_encode(f, &img, &ctx)) fail(ctx.msg);
   });
+}
+
+void encode_png_memory(const Image& img, std::vector<uint8_t>& out) {
+  if (img.c < 1 || img.c > 4 || img.w <= 0 || img.h <= 0 || img.px.size() != img.size())
+    fail("encode_png: bad image ", img.w, "x", img.h, "x", img.c, " with ", img.px.size(), " bytes");
+  // The same writer as encode_png through a FILE* on a growing buffer (POSIX open_memstream).
+  char* buf = nullptr;
+  size_t len = 0;
+  FILE* f = open_memstream(&buf, &len);
+  if (!f) fail("encode_png: open_memstream: ", std::strerror(errno));
+  PngWriteCtx ctx;
+  ctx.msg[0] = 0;
+  const bool ok = png_encode(f, &img, &ctx);
+  std::fclose(f);  // sets buf/len
+  if (ok) out.assign(reinterpret_cast<uint8_t*>(buf), reinterpret_cast<uint8_t*>(buf) + len);
+  std::free(buf);
+  if (!ok) fail("encode_png: ", ctx.msg);
 }
 
 }  // namespace mae

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "data/image.h"
 
 namespace mae {
@@ -23,8 +24,10 @@ namespace mae {
 Image decode_image(const std::string& path);
 // Same, reusing out's buffer (the loader's workers call this in steady state).
 void decode_image(const std::string& path, Image& out);
-// From memory; `name` is used in error messages.
-void decode_image_memory(const uint8_t* data, size_t size, const std::string& name, Image& out);
+// From memory; `name` is used in error messages. max_pixels lowers the pixel limit (checked from the header, before
+// any pixel buffer exists) below limits::kImagePixels, e.g. for images sent to a server.
+void decode_image_memory(const uint8_t* data, size_t size, const std::string& name, Image& out,
+                         uint64_t max_pixels = limits::kImagePixels);
 
 // The bytes of an image file into buf (resized to the file's size): a regular file of at most
 // limits::kImageFileBytes (a FIFO would block forever, a link to /dev/zero never end). Throws naming the file.
@@ -54,5 +57,7 @@ void decode_jpeg_region(const uint8_t* data, size_t size, const std::string& nam
 // Writes an 8-bit PNG (c = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) atomically: a temporary file in the same directory,
 // then rename, so readers never see a partial picture and a failure leaves no file behind.
 void encode_png(const std::string& path, const Image& img);
+// The same PNG into memory (an HTTP response).
+void encode_png_memory(const Image& img, std::vector<uint8_t>& out);
 
 }  // namespace mae

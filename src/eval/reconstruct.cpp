@@ -50,25 +50,43 @@ std::vector<ReconstructPanels> reconstruct(InferenceModel& model, const std::vec
       const float* pred = model.pred() + (size_t(i) * (1 + L) + 1) * P;  // (L, P), cls row dropped
       const float* mask = model.mask() + size_t(i) * L;                   // (L), 1 = removed
       std::copy_n(pred, size_t(L) * P, y_patches.data());
-      if (norm_pix) {
-        // target = (x - mean) / (var + 1e-6) ** .5 per patch, so x ≈ pred · sqrt(var + 1e-6) + mean
-        cpu::patchify_ijc(x_patches.data(), imgs.data() + i * img_elems, 1, C, S, S, p);
-        for (int l = 0; l < L; l++) {
-          const float* xp = x_patches.data() + size_t(l) * P;
-          double mean = 0, var = 0;
+      ReconstructPanels& r = out[first + i];
+      r.mask.resize(L);
+      r.patch_loss.resize(L);
+      // target = patchify(imgs), with norm_pix (x - mean) / (var + 1e-6) ** .5 per patch, so x ≈ pred · sqrt(var +
+      // 1e-6) + mean; loss = (pred - target) ** 2 .mean(-1) per patch (forward_loss)
+      cpu::patchify_ijc(x_patches.data(), imgs.data() + i * img_elems, 1, C, S, S, p);
+      double removed_sum = 0;
+      int removed = 0;
+      for (int l = 0; l < L; l++) {
+        const float* xp = x_patches.data() + size_t(l) * P;
+        double mean = 0, sd = 1;
+        if (norm_pix) {
+          double var = 0;
           for (int k = 0; k < P; k++) mean += xp[k];
           mean /= P;
           for (int k = 0; k < P; k++) var += (xp[k] - mean) * (xp[k] - mean);
           var /= (P - 1);
-          const double sd = std::sqrt(var + 1e-6);
+          sd = std::sqrt(var + 1e-6);
+        }
+        const float* pp = pred + size_t(l) * P;
+        double se = 0;
+        for (int k = 0; k < P; k++) {
+          const double d = pp[k] - (xp[k] - mean) / sd;
+          se += d * d;
+        }
+        r.patch_loss[l] = float(se / P);
+        r.mask[l] = mask[l] > 0.5f;
+        if (r.mask[l]) removed_sum += r.patch_loss[l], removed++;
+        if (norm_pix) {
           float* yp = y_patches.data() + size_t(l) * P;
           for (int k = 0; k < P; k++) yp[k] = float(yp[k] * sd + mean);
         }
       }
+      r.loss = removed ? removed_sum / removed : 0.0;
       cpu::unpatchify_ijc(y_img.data(), y_patches.data(), 1, C, S, S, p);  // (C, S, S)
 
       const Image& orig = crops[first + i];
-      ReconstructPanels& r = out[first + i];
       r.original = orig;
       r.masked.resize(S, S, C);
       r.recon.resize(S, S, C);

@@ -14,6 +14,10 @@ struct ReconstructPanels {
   Image masked;    // original with removed patches set to the normalisation mean (0 after Normalize, as the demo)
   Image recon;     // the decoder's prediction for every patch (visible ones included, as the demo shows)
   Image paste;     // original where visible, prediction where removed: its visible patches equal `original`'s
+  std::vector<uint8_t> mask;      // (L) 1 = removed, in patch order (row-major over the grid)
+  std::vector<float> patch_loss;  // (L) mean squared error of each patch against the training target (per-patch
+                                  // normalised pixels for norm_pix): the loss is its mean over removed patches
+  double loss = 0;                // that mean: what the training loss would be for this image and mask
 };
 
 // crops: model-ready 8-bit pictures (S, S, C) with S = img_size, C = in_chans (the eval transform's apply_u8);

@@ -13,6 +13,7 @@
 #include "dist/comm.h"
 #include "io/safetensors.h"
 #include "model/checkpoint_load.h"
+#include "model/inference_classifier.h"
 #include "model/vit.h"
 #include "model/vit_weights.h"
 #include "ops/backend.h"
@@ -109,14 +110,8 @@ struct Setup {
 // The classifier of --eval: config and head from the file.
 void open_classifier(Setup& s, const std::string& path, const std::string& model) {
   s.weights = load_weights_any(path, model);
-  auto head = s.weights.tensors.find("head.weight");
-  if (head == s.weights.tensors.end() || head->second.shape.size() != 2)
-    fail(path, ": not a fine-tuned classifier (no head.weight", s.weights.has_decoder ? "; it is an MAE checkpoint" : "",
-         "): fine-tune it first with `mae finetune --finetune ", path, "`");
   s.cfg = s.weights.config;
-  s.cc.nb_classes = int(head->second.shape[0]);
-  s.cc.global_pool = s.weights.tensors.count("fc_norm.weight") > 0;
-  s.cc.drop_path = 0;
+  s.cc = classifier_config_of(s.weights);
   s.source = path;
 }
 
@@ -185,7 +180,7 @@ LoaderConfig val_loader_config(const FinetuneArgs& a, const Setup& s) {
   vc.transform.size = s.cfg.img_size;
   vc.transform.channels = s.cfg.in_chans;
   vc.transform.train = false;
-  vc.transform.crop_pct = s.cfg.img_size <= 224 ? 224.0 / 256.0 : 1.0;
+  vc.transform.crop_pct = classifier_crop_pct(s.cfg.img_size);  // the same as mae classify's
   vc.transform.norm = s.norm;
   return vc;
 }
@@ -346,7 +341,14 @@ template <class Bk> class FinetuneTask final : public TrainTask {
     const ParamList& pl = model_.params();
     std::vector<NamedBuffer> extra;
     add_adamw_slots(extra, pl, buf, weights_only, grads);
-    save_classifier(path, s_.cfg, s_.cc, pl, buf.params, extra, meta);
+    // The training data's class names, so that `mae classify` and `mae serve` can say what each output is; outputs
+    // beyond the data's classes (--nb_classes larger) are named by their index.
+    std::vector<std::string> names = s_.train->class_names();
+    names.resize(std::min<size_t>(names.size(), size_t(s_.cc.nb_classes)));
+    for (int k = int(names.size()); k < s_.cc.nb_classes; k++) names.push_back(std::to_string(k));
+    std::map<std::string, std::string> m = meta;
+    m["class_names"] = nlohmann::json(names).dump();
+    save_classifier(path, s_.cfg, s_.cc, pl, buf.params, extra, std::move(m));
   }
   void load(const io::SafeTensorsReader& f, bool grads) override {
     ModelConfig cfg;
