@@ -31,3 +31,12 @@ for p in fp32 bf16; do
   grep -iE "loss" "$OUT/$p.log" | tail -2
   grep -iE "top-1|acc" "$OUT/$p.knn" | tail -1
 done
+# the loss after STEPS steps: the mean of the last five logged 10-step means (metrics.jsonl) of each run
+python3 - "$OUT" <<'PYEOF'
+import json, sys
+def last(p):
+    r = [d for d in map(json.loads, open(p)) if "loss" in d and "step" in d][-5:]
+    return sum(d["loss"] for d in r) / len(r), r[0]["step"], r[-1]["step"]
+(a, s0, s1), (b, _, _) = last(sys.argv[1] + "/fp32/metrics.jsonl"), last(sys.argv[1] + "/bf16/metrics.jsonl")
+print(f"loss, mean of the 10-step means logged at steps {s0}-{s1}: fp32 {a:.4f}, bf16 {b:.4f} ({(b - a) / a * 100:+.2f} %)")
+PYEOF
