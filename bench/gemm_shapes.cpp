@@ -1,7 +1,13 @@
-// sgemm throughput on the GEMM shapes the MAE models actually run, to pick the CPU BLAS by measurement.
-// Built once per BLAS by bench/CMakeLists.txt (GEMM_BLAS_OPENBLAS or GEMM_BLAS_BLIS); see bench/README.md.
+// GEMM throughput on the shapes the MAE models actually run, to pick the CPU GEMM library by measurement.
+// Built once per library by bench/CMakeLists.txt (GEMM_BLAS_OPENBLAS, GEMM_BLAS_BLIS or GEMM_BLAS_DNNL); see
+// bench/README.md. The oneDNN build runs src/ops/cpu/dnnl_matmul.cpp, the very code mae's bf16 path calls, with f32
+// or bf16 operands (--dtype; bf16: operands rounded once before timing, f32 accumulation and output).
 //
 //   gemm_shapes_openblas [--threads=N] [Google Benchmark flags]
+//   gemm_shapes_dnnl [--threads=N] [--dtype=f32|bf16] [Google Benchmark flags]
+//
+// Every run prints the host (CPU model, vector extensions, OpenBLAS core, oneDNN ISA) in its context, and the
+// oneDNN builds the implementation oneDNN chose per shape as the benchmark's label.
 //
 // Linear layers: out (M, O) = in (M, I) · W (O, I)ᵀ, exactly the three calls of src/ops/cpu/linear.cpp
 //   fwd: gemm(N,T, M, O, I)   dX: gemm(N,N, M, I, O)   dW: gemm(T,N, O, I, M)
@@ -18,23 +24,30 @@
 #include <utility>
 #include <vector>
 
+#include "ops/cpu/bf16.h"
+#include "ops/cpu/host_info.h"
 #if defined(GEMM_BLAS_BLIS)
 #include <blis.h>
 #elif defined(GEMM_BLAS_OPENBLAS)
 #include <cblas.h>
+#elif defined(GEMM_BLAS_DNNL)
+#include <cblas.h>  // only to name OpenBLAS's core in the host line (and keep it linked for that)
+
+#include "ops/cpu/dnnl_matmul.h"
 #else
-#error "define GEMM_BLAS_OPENBLAS or GEMM_BLAS_BLIS"
+#error "define GEMM_BLAS_OPENBLAS, GEMM_BLAS_BLIS or GEMM_BLAS_DNNL"
 #endif
 
 namespace {
 
 int g_threads = 2;
+bool g_bf16 = false;  // oneDNN build: --dtype=bf16
 
 void set_blas_threads(int n) {
-  omp_set_num_threads(n);
+  omp_set_num_threads(n);  // oneDNN's OpenMP runtime reads omp_get_max_threads()
 #if defined(GEMM_BLAS_BLIS)
   bli_thread_set_num_threads(n);
-#else
+#elif defined(GEMM_BLAS_OPENBLAS)
   openblas_set_num_threads(n);
 #endif
 }
@@ -43,8 +56,11 @@ std::string blas_name() {
 #if defined(GEMM_BLAS_BLIS)
   return std::string("BLIS ") + bli_info_get_version_str() + " (arch " + bli_arch_string(bli_arch_query_id()) +
          ", openmp " + std::to_string(bli_info_get_enable_openmp()) + ")";
-#else
+#elif defined(GEMM_BLAS_OPENBLAS)
   return std::string(openblas_get_config()) + " (core " + openblas_get_corename() + ")";
+#else
+  return mae::cpu::dnnl_mm::describe() + (g_bf16 ? ", bf16 operands" : ", f32 operands") +
+         " (OpenBLAS core " + openblas_get_corename() + " in this process, unused)";
 #endif
 }
 
@@ -62,13 +78,33 @@ void bm_gemm(benchmark::State& st, bool ta, bool tb, int M, int N, int K) {
   auto A = random_buffer(size_t(M) * K, 1), B = random_buffer(size_t(K) * N, 2);
   std::vector<float> C(size_t(M) * N, 0.f);
   const int lda = ta ? M : K, ldb = tb ? K : N;
+#if defined(GEMM_BLAS_DNNL)
+  namespace mm = mae::cpu::dnnl_mm;
+  // bf16: the operands rounded once here; mae rounds the activation operand per call (a memory-bound pass the
+  // step timings of mae bench include) and the weights once per step.
+  std::vector<uint16_t> Ah(g_bf16 ? A.size() : 0), Bh(g_bf16 ? B.size() : 0);
+  mae::cpu::to_bf16(Ah.data(), A.data(), Ah.size());
+  mae::cpu::to_bf16(Bh.data(), B.data(), Bh.size());
+  const mm::Operand t = g_bf16 ? mm::Operand::bf16 : mm::Operand::f32;
+  const void* a = g_bf16 ? static_cast<const void*>(Ah.data()) : A.data();
+  const void* b = g_bf16 ? static_cast<const void*>(Bh.data()) : B.data();
+  st.SetLabel(mm::impl_name(t, ta, tb, M, N, K));
+  mm::matmul(t, ta, tb, M, N, K, a, lda, b, ldb, nullptr, true, C.data(), N);  // the primitive is made here, once
+  for (auto _ : st) {
+    mm::matmul(t, ta, tb, M, N, K, a, lda, b, ldb, nullptr, true, C.data(), N);
+    benchmark::ClobberMemory();
+  }
+#else
   for (auto _ : st) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
                 A.data(), lda, B.data(), ldb, 1.f, C.data(), N);
     benchmark::ClobberMemory();
   }
+#endif
   st.counters["GFLOPS"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+#if !defined(GEMM_BLAS_DNNL)
 
 // qkv (B, T, 3D) → att (B·H, T, T) = q·kᵀ·scale, or out (B, T, D) = att · v; one GEMM per (b, h), 2 OpenMP threads.
 void bm_attention(benchmark::State& st, bool scores, int B, int T, int D, int H) {
@@ -93,6 +129,8 @@ void bm_attention(benchmark::State& st, bool scores, int B, int T, int D, int H)
   st.counters["GFLOPS"] =
       benchmark::Counter(2.0 * B * H * T * T * hd, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+#endif  // the attention products stay on the BLAS in mae (per head, inside an OpenMP region): not measured with oneDNN
 
 struct Part {
   const char* name;  // model/part/batch
@@ -132,11 +170,13 @@ void register_all() {
       add(base + "/dX:" + dims(M, I, O), bm_gemm, false, false, M, I, O);
       add(base + "/dW:" + dims(O, I, M), bm_gemm, true, false, O, I, M);
     }
+#if !defined(GEMM_BLAS_DNNL)
     const int hd = D / p.heads, bh = p.batch * p.heads;
     add(std::string(p.name) + "/attn/qk:" + std::to_string(bh) + "x" + dims(p.seq, p.seq, hd), bm_attention, true,
         p.batch, p.seq, D, p.heads);
     add(std::string(p.name) + "/attn/av:" + std::to_string(bh) + "x" + dims(p.seq, hd, p.seq), bm_attention, false,
         p.batch, p.seq, D, p.heads);
+#endif
   }
   add("square/fwd:" + dims(2048, 2048, 2048), bm_gemm, false, true, 2048, 2048, 2048);
 }
@@ -147,11 +187,26 @@ int main(int argc, char** argv) {
   // Our own flag first; Google Benchmark rejects flags it does not know.
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) g_threads = std::atoi(argv[i] + 10);
-    else argv[kept++] = argv[i];
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      g_threads = std::atoi(argv[i] + 10);
+    } else if (std::strncmp(argv[i], "--dtype=", 8) == 0) {
+      const std::string d = argv[i] + 8;
+      if (d != "f32" && d != "bf16") return std::fprintf(stderr, "--dtype must be f32 or bf16\n"), 2;
+      g_bf16 = d == "bf16";
+#if !defined(GEMM_BLAS_DNNL)
+      if (g_bf16) return std::fprintf(stderr, "--dtype=bf16 needs the oneDNN build (gemm_shapes_dnnl)\n"), 2;
+#endif
+    } else {
+      argv[kept++] = argv[i];
+    }
   }
   argc = kept;
   set_blas_threads(g_threads);
+  const mae::cpu::HostInfo& host = mae::cpu::host_info();
+  benchmark::AddCustomContext("host", host.line());
+  benchmark::AddCustomContext("cpu_model", host.cpu_model);
+  benchmark::AddCustomContext("vector_ext", host.vector_ext);
+  benchmark::AddCustomContext("openblas_core", host.openblas_core);
   benchmark::AddCustomContext("blas", blas_name());
   benchmark::AddCustomContext("blas_threads", std::to_string(g_threads));
   register_all();

@@ -18,6 +18,7 @@
 #include "model/mae.h"
 #include "model/vit.h"
 #include "model/weights.h"
+#include "model_run.h"
 #include "op_cases.h"
 #include "ops/backend.h"
 #include "ops/cuda/backend_cuda.h"
@@ -146,45 +147,10 @@ TEST_F(Cuda, AdamWFlatMatchesPerTensor) {
   EXPECT_NEAR(cuda::sum_squares(d_g.p, pl.total), ss, 1e-9 * ss);
 }
 
-// ---- the model on CudaBackend against the PyTorch fixtures (same tolerances as test_parity) ----
-std::string fixture_dir() {
-  const char* e = std::getenv("MAE_FIXTURE_DIR");
-  return e && *e ? e : std::string(MAE_SOURCE_DIR) + "/tests/fixtures";
-}
-
-struct ModelRun {
-  double loss;
-  F pred, mask, grads;
-};
-
-template <class Bk> ModelRun run_model(const std::string& stem, bool norm_pix, double ratio) {
-  io::SafeTensorsReader wf(stem + ".weights.safetensors"), in(stem + ".input.safetensors");
-  ModelConfig cfg = read_config(wf);
-  cfg.norm_pix_loss = norm_pix;
-  std::vector<int64_t> ishape;
-  const auto imgs = in.read_f32("imgs", &ishape);
-  const auto noise = in.read_f32("noise");
-  const int B = int(ishape[0]);
-  MaeModel<Bk> m(cfg, B, ratio);
-  F host(m.params().total, 0.f);
-  load_params(wf, m.params(), host.data());
-  Bk::upload(m.params_data(), host.data(), host.size());
-  float* dimgs = Bk::template alloc<float>(imgs.size());
-  Bk::upload(dimgs, imgs.data(), imgs.size());
-  ModelRun r;
-  r.loss = m.forward(dimgs, noise.data());
-  m.zero_grad();
-  m.backward();
-  const int L = cfg.num_patches(), P = cfg.patch_dim();
-  r.pred.resize(size_t(B) * (1 + L) * P);
-  Bk::download(r.pred.data(), m.pred(), r.pred.size());
-  r.mask.resize(size_t(B) * L);
-  Bk::download(r.mask.data(), m.mask(), r.mask.size());
-  r.grads.resize(m.params().total);
-  Bk::download(r.grads.data(), m.grads_data(), r.grads.size());
-  Bk::release(dimgs);
-  return r;
-}
+// ---- the model on CudaBackend against the PyTorch fixtures (same tolerances as test_parity; tests/model_run.h) ----
+using test::fixture_dir;
+using test::ModelRun;
+using test::run_model;
 
 TEST_F(Cuda, ModelMatchesPyTorchFixtures) {
   for (const std::string cfgname : {"cfgA", "cfgB"})

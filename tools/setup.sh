@@ -14,7 +14,8 @@ test_deps=0
 pkgs=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
       libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist
       libcpp-httplib-dev  # mae serve
-      libopenmpi-dev openmpi-bin)  # MPI: data-parallel training (the build works without it, single-process)
+      libopenmpi-dev openmpi-bin   # MPI: data-parallel training (the build works without it, single-process)
+      libdnnl-dev)  # oneDNN: --precision bf16 on CPUs with avx512_bf16/AMX (optional: the build works without it)
 [ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy python3-protobuf python3-onnx python3-pil
                              chromium)  # chromium: the page of mae serve in tests/serve_browser.sh
 

@@ -17,6 +17,7 @@
 #include "train/step_graph.h"
 #include "model/weights.h"
 #include "ops/backend.h"
+#include "ops/cpu/host_info.h"
 #include "train/adamw.h"
 #include "ops/dispatch.h"
 
@@ -116,7 +117,11 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
     sync<Bk>();
   });
   const double peak_dev_mib = double(Bk::peak_allocated_bytes()) / (1 << 20);
-  std::string blas = "OpenBLAS (OpenMP build)";
+  // The host of the figures (CPU model, vector extensions, GEMM kernels), so timings from different machines are
+  // never mixed up.
+  const cpu::HostInfo& host = cpu::host_info();
+  std::string blas = a.precision == "bf16" ? "oneDNN bf16 matmul (linear), OpenBLAS core " + host.openblas_core
+                                           : "OpenBLAS (OpenMP build), core " + host.openblas_core;
   if constexpr (!std::is_base_of_v<HostMemory, Bk>) blas = "cuBLAS/cuBLASLt on " + Bk::device_name();
   // Time per op over a few more training steps: events around each op on the GPU, wall time on the CPU.
   nlohmann::json prof = nlohmann::json::array();
@@ -146,11 +151,13 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                       {"precision", a.precision},
                       {"peak_device_mib", peak_dev_mib},
                       {"blas", blas},
+                      {"host", host.line()},
                       {"cuda_graph", a.cuda_graph}};
   if (a.profile) r["profile"] = prof;
   if (a.json) {
     std::printf("%s\n", r.dump().c_str());
   } else {
+    std::printf("host:       %s\n", host.line().c_str());
     std::printf("train step: %8.2f img/s  (%.3f s/step, %.1f GFLOP/s)\n", B / train_s, train_s,
                 3 * flops / train_s * 1e-9);
     std::printf("forward:    %8.2f img/s  (%.3f s/batch, %.1f GFLOP/s)\n", B / fwd_s, fwd_s, flops / fwd_s * 1e-9);

@@ -11,8 +11,8 @@ DeviceSpec select_device(const std::string& device, const std::string& precision
 void add_device_options(CLI::App* c, std::string& device, std::string& precision) {
   c->add_option("--device", device, "cpu or cuda")->capture_default_str();
   c->add_option("--precision", precision,
-                "GEMM precision on cuda: fp32, or bf16 (bf16 GEMMs with fp32 accumulation; fp32 master weights, "
-                "LayerNorm, softmax, loss)")
+                "GEMM precision: fp32, or bf16 (bf16 GEMMs with fp32 accumulation; fp32 master weights, "
+                "LayerNorm, softmax, loss); bf16 on the CPU needs avx512_bf16 or AMX and a build with oneDNN")
       ->capture_default_str();
 }
 

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "ops/cpu/precision.h"
 #include "ops/device_spec.h"
 #include "ops/op_profile.h"
 #include "ops/ops.h"
@@ -73,8 +74,8 @@ struct HostMemory {
   template <class T> static void zero(T* p, size_t n) { std::memset(p, 0, n * sizeof(T)); }
   template <class T> static void upload(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }
   template <class T> static void download(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }
-  // The GEMM precision for a scope (device backends honour bf16; the host backends compute in T, and a DeviceSpec
-  // with bf16 never reaches them: parse_device_spec refuses it).
+  // The GEMM precision for a scope: the reference loops compute in T whatever it says; CpuBackend replaces this
+  // with cpu::PrecisionScope (bf16 linear products where the CPU has bf16 instructions).
   struct PrecisionScope {
     explicit PrecisionScope(Precision) {}
   };
@@ -101,6 +102,7 @@ struct HostMemory {
 template <class T_> struct CpuBackend : HostMemory {
   using T = T_;
   static constexpr const char* name = "cpu";
+  using PrecisionScope = cpu::PrecisionScope;  // ops/cpu/precision.h
   MAE_OP_LIST(MAE_OP_HOST_TIMED, cpu)
   MAE_HOST_DEFERRED_LOSS
 };

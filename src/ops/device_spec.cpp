@@ -1,6 +1,7 @@
 #include "ops/device_spec.h"
 
 #include "core/error.h"
+#include "ops/cpu/precision.h"
 #include "ops/dispatch.h"
 
 namespace mae {
@@ -11,9 +12,8 @@ DeviceSpec parse_device_spec(const std::string& device, const std::string& preci
   else if (precision != "fp32") fail("--precision must be fp32 or bf16, got '", precision, "'");
   if (device == "cuda") s.device = Device::cuda;
   else if (device != "cpu") fail("--device must be cpu or cuda, got '", device, "'");
-  if (!s.cuda() && s.precision != Precision::fp32)
-    fail("--precision ", precision, " needs --device cuda (the CPU backend computes in fp32)");
   if (s.cuda()) require_cuda_device();
+  else if (s.precision == Precision::bf16) cpu::require_bf16();  // names the flag and what the CPU or build lacks
   return s;
 }
 

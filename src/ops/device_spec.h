@@ -13,12 +13,14 @@ struct DeviceSpec {
   Device device = Device::cpu;
   Precision precision = Precision::fp32;
   bool cuda() const { return device == Device::cuda; }
-  std::string name() const { return cuda() ? (precision == Precision::bf16 ? "cuda (bf16)" : "cuda") : "cpu"; }
+  std::string name() const {
+    return std::string(cuda() ? "cuda" : "cpu") + (precision == Precision::bf16 ? " (bf16)" : "");
+  }
 };
 
-// "cpu" | "cuda" and "fp32" | "bf16". One error for every command: an unknown device or precision, bf16 on the
-// CPU, cuda in a build without the CUDA backend or on a machine without a device — each a mae::Error naming the
-// flag and the reason.
+// "cpu" | "cuda" and "fp32" | "bf16". One error for every command: an unknown device or precision, bf16 on a CPU
+// without bf16 instructions or in a build without oneDNN, cuda in a build without the CUDA backend or on a
+// machine without a device — each a mae::Error naming the flag and the reason.
 DeviceSpec parse_device_spec(const std::string& device, const std::string& precision);
 
 }  // namespace mae

@@ -1,7 +1,7 @@
 // The one place that turns a DeviceSpec into a backend type: with_backend(spec, [&]<class Bk>() { ... }) runs the
 // lambda instantiated for CpuBackend<float> or CudaBackend<float> (with the spec's precision in force for the
-// call). Every command that runs a model goes through it, so the backend choice, its errors and the CUDA build
-// switch live here and nowhere above the op layer.
+// call: a PrecisionScope of that backend around it). Every command that runs a model goes through it, so the
+// backend choice, its errors and the CUDA build switch live here and nowhere above the op layer.
 #pragma once
 #include <utility>
 
@@ -40,6 +40,7 @@ template <class F> decltype(auto) with_backend(const DeviceSpec& spec, F&& f) {
     require_cuda_device();  // throws
 #endif
   }
+  const CpuBackend<float>::PrecisionScope scope(spec.precision);
   return std::forward<F>(f).template operator()<CpuBackend<float>>();
 }
 

@@ -1,16 +1,32 @@
-// CPU linear layer: the three products are BLAS GEMMs; the bias sum is a column-blocked OpenMP reduction.
+// CPU linear layer: the three products are BLAS GEMMs (fp32, OpenBLAS), or under Precision::bf16 oneDNN bf16
+// matmuls (ops/cpu/linear_bf16.h); the bias sum is a column-blocked OpenMP reduction, fp32 in both.
 #include <algorithm>
+#include <type_traits>
 
 #include "core/error.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/precision.h"
 #include "ops/ops.h"
+#ifdef MAE_DNNL
+#include "ops/cpu/linear_bf16.h"
+#endif
 
 namespace mae::cpu {
+
+#ifdef MAE_DNNL
+// bf16 products only for float (the `if constexpr` below): the double instantiations, which the tests compare
+// with the reference, always run in double.
+static bool bf16_gemm() { return precision() == Precision::bf16; }
+#endif
 
 // out (N, O) = in (N, I) · W (O, I)ᵀ + b (O)
 template <class T> void linear_forward(T* out, const T* in, const T* W, const T* b, int N, int I, int O) {
   MAE_CHECK(N >= 0 && I >= 0 && O >= 0, "linear_forward dims ", N, " ", I, " ", O);
   if (N == 0 || O == 0) return;
+#ifdef MAE_DNNL
+  if constexpr (std::is_same_v<T, float>)
+    if (bf16_gemm() && I > 0) return linear_forward_bf16(out, in, W, b, N, I, O);
+#endif
   // Seed every row with the bias so the GEMM adds onto it (beta = 1): one pass over out instead of two.
   if (b) {
 #pragma omp parallel for schedule(static) if (size_t(N) * O > 32768)
@@ -28,8 +44,18 @@ template <class T>
 void linear_backward(T* din, T* dW, T* db, const T* dout, const T* in, const T* W, int N, int I, int O) {
   MAE_CHECK(N >= 0 && I >= 0 && O >= 0, "linear_backward dims ", N, " ", I, " ", O);
   if (N == 0 || O == 0) return;
-  if (din && I > 0) gemm<T>(false, false, N, I, O, T(1), dout, O, W, I, T(1), din, I);
-  if (dW && I > 0) gemm<T>(true, false, O, I, N, T(1), dout, O, in, I, T(1), dW, I);
+  bool done = false;
+#ifdef MAE_DNNL
+  if constexpr (std::is_same_v<T, float>)
+    if (bf16_gemm()) {
+      if (I > 0) linear_backward_bf16(din, dW, dout, in, W, N, I, O);
+      done = true;
+    }
+#endif
+  if (!done) {
+    if (din && I > 0) gemm<T>(false, false, N, I, O, T(1), dout, O, W, I, T(1), din, I);
+    if (dW && I > 0) gemm<T>(true, false, O, I, N, T(1), dout, O, in, I, T(1), dW, I);
+  }
   if (db) {
     // Each thread owns a block of columns and walks the rows: contiguous reads, no shared accumulators, and
     // double partial sums so long batches (N in the tens of thousands) do not lose float precision.
