@@ -62,7 +62,10 @@ HostInfo detect() {
       {"amx_tile", os_amx && bit(l7.d, 24)},
   };
   for (const Ext& e : ext)
-    if (e.has) h.vector_ext += (h.vector_ext.empty() ? "" : " ") + std::string(e.name);
+    if (e.has) {
+      if (!h.vector_ext.empty()) h.vector_ext += ' ';
+      h.vector_ext += e.name;
+    }
   if (h.vector_ext.empty()) h.vector_ext = "none of avx2/avx512";
   h.avx512_bf16 = os_zmm && bit(l7.b, 16) && bit(l71.a, 5);
   h.amx_bf16 = os_amx && bit(l7.d, 22);
