@@ -9,6 +9,20 @@ enum class Device { cpu, cuda };
 // GEMM precision: fp32, or bf16 operands with fp32 accumulation (fp32 master weights, statistics, softmax, loss).
 enum class Precision { fp32, bf16 };
 
+// A backend's GEMM precision for a scope (a run; ops/dispatch.h opens one around it): set at the start, the previous
+// value restored at the end, so a DeviceSpec handed down decides it rather than a process-wide flag.
+template <void (*Set)(Precision), Precision (*Get)()>
+class PrecisionScopeOf {
+ public:
+  explicit PrecisionScopeOf(Precision p) : prev_(Get()) { Set(p); }
+  ~PrecisionScopeOf() { Set(prev_); }
+  PrecisionScopeOf(const PrecisionScopeOf&) = delete;
+  PrecisionScopeOf& operator=(const PrecisionScopeOf&) = delete;
+
+ private:
+  Precision prev_;
+};
+
 struct DeviceSpec {
   Device device = Device::cpu;
   Precision precision = Precision::fp32;

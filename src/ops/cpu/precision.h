@@ -20,16 +20,6 @@ void require_bf16();
 void set_precision(Precision p);  // bf16: require_bf16() first
 Precision precision();
 
-// The same shape as cuda::PrecisionScope (ops/cuda/ops_cuda.h), over this backend's switch.
-class PrecisionScope {
- public:
-  explicit PrecisionScope(Precision p) : prev_(precision()) { set_precision(p); }
-  ~PrecisionScope() { set_precision(prev_); }
-  PrecisionScope(const PrecisionScope&) = delete;
-  PrecisionScope& operator=(const PrecisionScope&) = delete;
-
- private:
-  Precision prev_;
-};
+using PrecisionScope = PrecisionScopeOf<set_precision, precision>;
 
 }  // namespace mae::cpu

@@ -26,18 +26,7 @@ namespace mae::cuda {
 using mae::Precision;  // ops/device_spec.h
 void set_precision(Precision p);
 Precision precision();
-// The precision of a run for the scope of the run (ops/dispatch.h opens one around it): a DeviceSpec handed down
-// decides it, not a flag that sets a process-wide switch; the previous value comes back at the end.
-class PrecisionScope {
- public:
-  explicit PrecisionScope(Precision p) : prev_(precision()) { set_precision(p); }
-  ~PrecisionScope() { set_precision(prev_); }
-  PrecisionScope(const PrecisionScope&) = delete;
-  PrecisionScope& operator=(const PrecisionScope&) = delete;
-
- private:
-  Precision prev_;
-};
+using PrecisionScope = PrecisionScopeOf<set_precision, precision>;  // ops/device_spec.h
 
 // Attention core: `fused` (default) runs one kernel per (sample, head) for sequences up to 256 tokens and head
 // dims up to 128, `cublas` always uses per-head strided-batched cuBLAS GEMMs and a softmax kernel. The environment
