@@ -34,7 +34,7 @@ assert t[0]['prob'] >= t[1]['prob'] and {c['name'] for c in t} == {'blob_top_lef
 
 "$MAE" classify --checkpoint "$FT" --data_path "$tmp/folder" --split val >/dev/null 2>"$tmp/cls.err"
 acc=$(sed -n 's/^top-1 accuracy on 12 labelled images: \([0-9.]*\)%$/\1/p' "$tmp/cls.err")
-"$MAE" finetune --eval --resume "$FT" --data_path "$tmp/folder" --in_chans 1 --threads 2 --num_workers 1 --batch_size 8 \
+"$MAE" finetune --eval --resume "$FT" --data_path "$tmp/folder" --in_chans 1 --threads "${OMP_NUM_THREADS:-2}" --num_workers 1 --batch_size 8 \
   >"$tmp/eval.out" 2>/dev/null
 want=$(sed -n 's/^acc1 \([0-9.]*\) .*/\1/p' "$tmp/eval.out")
 [ -n "$acc" ] && [ "$acc" = "$want" ] && ok "--data_path: top-1 $acc% = finetune --eval's" ||

@@ -5,7 +5,7 @@
 set -uo pipefail
 MAE=$1 SRC=$2
 source "$SRC/tests/lib/common.sh"
-export OMP_NUM_THREADS=2
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # 1 under ThreadSanitizer (tests/CMakeLists.txt)
 
 $PY "$SRC/tools/make_tiny_idx.py" "$tmp/data" --n 160 --n_test 40
 common=(--data_path "$tmp/data" --model mae_vit_fmnist_small --batch_size 16 --epochs 3 --warmup_epochs 1
@@ -71,7 +71,7 @@ expect_error non-finite-loss "loss is (nan|inf|-nan)" -- "$MAE" pretrain "${comm
   && ok "failed runs left the existing checkpoint untouched" || bad "checkpoint-last changed by a failed run"
 
 # --- mae bench --profile on the CPU: the per-op table ---
-"$MAE" bench --model mae_vit_fmnist_small --batch_size 8 --steps 1 --warmup 0 --threads 2 --profile >"$tmp/prof" 2>&1 \
+"$MAE" bench --model mae_vit_fmnist_small --batch_size 8 --steps 1 --warmup 0 --threads "$OMP_NUM_THREADS" --profile >"$tmp/prof" 2>&1 \
   && grep -q "^| linear_backward | " "$tmp/prof" && ok "bench --profile prints the per-op table" \
   || bad "bench --profile: $(tail -3 "$tmp/prof")"
 

@@ -11,7 +11,8 @@ source "$SRC/tests/lib/common.sh"
 source "$SRC/tests/lib/serve_models.sh"
 source "$SRC/tests/lib/serve_start.sh"
 
-serve_start --checkpoint "$MAE_CK" --classifier "$FT" --threads 2 --workers 4 --max_body_mb 1 --max_images 4 \
+# OpenMP threads: 2, or OMP_NUM_THREADS (tools/sanitize.sh sets 1: libgomp is invisible to ThreadSanitizer)
+serve_start --checkpoint "$MAE_CK" --classifier "$FT" --threads "${OMP_NUM_THREADS:-2}" --workers 4 --max_body_mb 1 --max_images 4 \
   --max_pixels 100000 --timeout 20
 echo "server: $URL"
 "$MAE" classify --checkpoint "$FT" --image "$IMG_A" --topk 2 --json >"$tmp/classify.json" 2>/dev/null

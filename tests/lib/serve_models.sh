@@ -28,6 +28,6 @@ IMG_BIG="$tmp/big.jpg"
 "$MAE" init --model mae_vit_fmnist_small --output "$tmp/mae.safetensors" >/dev/null
 MAE_CK="$tmp/mae.safetensors"
 "$MAE" finetune --data_path "$tmp/folder" --model mae_vit_fmnist_small --in_chans 1 --epochs 2 --warmup_epochs 0 \
-  --batch_size 8 --blr 5e-2 --aa none --reprob 0 --num_workers 1 --threads 2 --output_dir "$tmp/ft" \
+  --batch_size 8 --blr 5e-2 --aa none --reprob 0 --num_workers 1 --threads "${OMP_NUM_THREADS:-2}" --output_dir "$tmp/ft" \
   >/dev/null 2>"$tmp/ft.log" || { tail -3 "$tmp/ft.log"; exit 1; }
 FT="$tmp/ft/checkpoint-last.safetensors"
