@@ -2,6 +2,7 @@
 # ONNX Runtime (CPU, npm onnxruntime-node) next to `mae embed` on the same encoder, the same images and threads:
 # images/s of each, and how far ONNX Runtime's features are from mae's (max abs / max relative difference).
 #   bench/onnx_vs_embed.sh path/to/mae [MODEL=mae_vit_base_patch16] [N=32] [BATCH=8] [THREADS=2]
+#   env: EMBED_ARGS (more mae embed flags, e.g. "--precision bf16")
 # The model is `mae init`'s (weights do not change the speed); N random PNGs at the model's size in a flat folder
 # (RGB, or grey for 1-channel models). mae embed decodes them with 1 worker thread ahead of the forward (its
 # images/s includes that); ONNX Runtime runs the forward alone on one batch of BATCH images normalised as mae embed
@@ -33,7 +34,7 @@ PYEOF
 rm -f e.safetensors
 t0=$(date +%s.%N)
 "$M" embed --checkpoint w.safetensors --data_path imgs --output e.safetensors --batch_size "$BATCH" --crop_pct 1 \
-  --threads "$THREADS" --num_workers 1 2>embed.log >/dev/null
+  --threads "$THREADS" --num_workers 1 ${EMBED_ARGS:-} 2>embed.log >/dev/null
 t1=$(date +%s.%N)
 embed_rate=$(grep -o '[0-9.]* img/s' embed.log | tail -1)
 # ONNX Runtime's batch: the first BATCH images normalised as mae embed normalised them (the data's statistics; the
@@ -60,6 +61,6 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 flags=$(grep -o -w -E 'avx2|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')
 echo "host: $cpu; $(nproc) cores; flags: ${flags:-none}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}; load $(cut -d" " -f1-3 /proc/loadavg)"
 echo "model $MODEL ($S px, $C ch), batch $BATCH, $THREADS threads, $N images"
-echo "mae embed:    $embed_rate (decode + forward; the whole command $($PY -c "print('%.1f' % ($t1 - $t0))") s)"
+echo "mae embed${EMBED_ARGS:+ $EMBED_ARGS}:    $embed_rate (decode + forward; the whole command $($PY -c "print('%.1f' % ($t1 - $t0))") s)"
 echo "ONNX Runtime: $ort_rate img/s (forward only, onnxruntime-node $(node -p "require('$SRC/test-tools/node_modules/onnxruntime-node/package.json').version"))"
 echo "$diff"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST results table (README "Results"): MAE pretraining of mae_vit_fmnist_small, then
-#   - k-NN and cached linear probe of the MAE encoder vs raw pixels vs a randomly initialised encoder,
+#   - k-NN and cached linear probe of the MAE encoder (cls token and mean of patch tokens) vs raw pixels vs a
+#     randomly initialised encoder,
 #   - masking-ratio ablation (0.5 / 0.75 / 0.9) and pixel vs norm-pix target, by linear probe and k-NN,
 #   - fine-tuning from MAE vs the same ViT from scratch with the same recipe and budget.
 # Every row records accuracy, epochs and wall time; runs/table/results.md is the table. Rerunning resumes/skips
@@ -8,6 +9,7 @@
 #   tools/results_table.sh                 every row: 3 pretraining epochs, 8 fine-tuning (≈ 2 h 40 min, 2 cores)
 #   FT_EPOCHS=3 OUT=runs/table-ft3 ONLY="pt75 ft_mae ft_scratch ft_mae_light ft_scratch_light" tools/results_table.sh
 #   MAE=build/mae OUT=runs/table ONLY="pt75 pt50" PT_EPOCHS=10 tools/results_table.sh      a longer budget, some rows
+#   OUT=runs/table-pt9 ONLY=pt75 PT_EPOCHS=9 tools/results_table.sh   9 epochs; probes on cls and mean (POOLS)
 # Run it alone: two 2-thread jobs on 2 cores make both several times slower and the wall times meaningless.
 set -euo pipefail
 # the body is one { } group, parsed whole before it runs: editing this file during a multi-hour run cannot
@@ -46,17 +48,22 @@ pretrain() {  # name mask_ratio extra-flags...
   }
   probe "$name" "$OUT/$name/checkpoint-last.safetensors"
 }
-# k-NN and cached linear probe (90 epochs of LARS on fixed features, blr 1.0: blr 0.1 assumes batch 16384)
+# k-NN and cached linear probe (90 epochs of LARS on fixed features, blr 1.0: blr 0.1 assumes batch 16384), on the
+# cls token; POOLS="cls mean" (the default for MAE checkpoints) adds the mean of the patch tokens (rows *-mean).
 probe() {  # name checkpoint [extra flags for both]
   local name=$1 ck=$2; shift 2
-  local kf=() lf=()
-  [ -n "$ck" ] && kf=(--checkpoint "$ck") && lf=(--finetune "$ck")
-  done_ "$name-knn" || { timed "$name-knn" "$MAE" knn "${kf[@]}" "$@";
-    row "$name-knn" "k-NN (k 20, T 0.07)" "-" "$(acc_of "$name-knn" 'top-1 [0-9.]+')" "$secs"; }
-  done_ "$name-lin" || { timed "$name-lin" "$MAE" linprobe "${lf[@]}" --cache_features --blr 1.0 --seed 0 \
-      --output_dir "$OUT/$name-lin" "$@";
-    row "$name-lin" "linear probe (cached features, 90 ep)" "90" \
-      "$(acc_of "$name-lin" 'test images: [0-9.]+')" "$secs"; }
+  local kf=() lf=() pools=cls
+  [ -n "$ck" ] && kf=(--checkpoint "$ck") && lf=(--finetune "$ck") && pools=${POOLS:-cls mean}
+  for pool in $pools; do
+    local n=$name pf=() what=""
+    [ "$pool" = mean ] && n=$name-mean pf=(--global_pool) what=", mean of patch tokens"
+    done_ "$n-knn" || { timed "$n-knn" "$MAE" knn "${kf[@]}" "${pf[@]}" "$@";
+      row "$n-knn" "k-NN (k 20, T 0.07)$what" "-" "$(acc_of "$n-knn" 'top-1 [0-9.]+')" "$secs"; }
+    done_ "$n-lin" || { timed "$n-lin" "$MAE" linprobe "${lf[@]}" "${pf[@]}" --cache_features --blr 1.0 --seed 0 \
+        --output_dir "$OUT/$n-lin" "$@";
+      row "$n-lin" "linear probe (cached features, 90 ep)$what" "90" \
+        "$(acc_of "$n-lin" 'test images: [0-9.]+')" "$secs"; }
+  done
 }
 
 pretrain pt75 0.75 --norm_pix_loss

@@ -37,7 +37,8 @@ void add_serve(CLI::App& app) {
   c->add_option("--timeout", o->timeout_s, "Seconds a request may wait for the model (503 after), or take to send")
       ->capture_default_str();
   c->add_option("--device", o->device, "cpu, or cuda in CUDA builds")->capture_default_str();
-  c->add_option("--precision", o->precision, "fp32, or bf16 on cuda")->capture_default_str();
+  c->add_option("--precision", o->precision, "fp32, or bf16 (CUDA; on the CPU with avx512_bf16 or AMX and oneDNN)")
+      ->capture_default_str();
   c->callback([o, mb] {
     if (!(*mb > 0 && *mb <= 1024)) fail("--max_body_mb must be in (0, 1024], got ", *mb);
     o->max_body_bytes = uint64_t(*mb * (1 << 20));
