@@ -8,6 +8,8 @@
 #               parallel loop.
 #   tools/sanitize.sh [address|thread]   (default: both)
 set -euo pipefail
+# the body is one { } group, parsed whole before it runs: editing this file during a run cannot shift what bash reads
+{
 cd "$(dirname "$0")/.."
 which=${1:-both}
 supp=$PWD/tools/sanitizer_suppressions
@@ -36,3 +38,5 @@ if [ "$which" = both ] || [ "$which" = thread ]; then
     -R "^(Loader|Dataset|Api)\.|^(serve_http|classify_cli|pretrain_cli)$"
 fi
 echo "sanitize.sh: $which done in $((SECONDS - t0)) s"
+exit
+}
