@@ -22,17 +22,43 @@ struct ModelRun {
   std::vector<float> pred, mask, grads;
 };
 
-template <class Bk> ModelRun run_model(const std::string& stem, bool norm_pix, double ratio) {
-  io::SafeTensorsReader wf(stem + ".weights.safetensors"), in(stem + ".input.safetensors");
-  ModelConfig cfg = read_config(wf);
-  cfg.norm_pix_loss = norm_pix;
+// A committed fixture: the model's config (norm_pix_loss as asked), its input images and masking noise.
+struct Fixture {
+  ModelConfig cfg;
+  std::vector<float> imgs, noise;
+  int B = 0;
+  std::string weights;  // the .weights.safetensors file
+};
+
+inline Fixture load_fixture(const std::string& stem, bool norm_pix) {
+  Fixture f;
+  f.weights = stem + ".weights.safetensors";
+  io::SafeTensorsReader wf(f.weights), in(stem + ".input.safetensors");
+  f.cfg = read_config(wf);
+  f.cfg.norm_pix_loss = norm_pix;
   std::vector<int64_t> ishape;
-  const auto imgs = in.read_f32("imgs", &ishape);
-  const auto noise = in.read_f32("noise");
-  const int B = int(ishape[0]);
-  MaeModel<Bk> m(cfg, B, ratio);
+  f.imgs = in.read_f32("imgs", &ishape);
+  f.noise = in.read_f32("noise");
+  f.B = int(ishape[0]);
+  return f;
+}
+
+// The fixture's weights laid out as `m`'s parameter buffer, on the host (the caller uploads them).
+template <class Model> std::vector<float> fixture_params(const Fixture& f, const Model& m) {
+  io::SafeTensorsReader wf(f.weights);
   std::vector<float> host(m.params().total, 0.f);
   load_params(wf, m.params(), host.data());
+  return host;
+}
+
+template <class Bk> ModelRun run_model(const std::string& stem, bool norm_pix, double ratio) {
+  const Fixture fx = load_fixture(stem, norm_pix);
+  const ModelConfig& cfg = fx.cfg;
+  const auto& imgs = fx.imgs;
+  const auto& noise = fx.noise;
+  const int B = fx.B;
+  MaeModel<Bk> m(cfg, B, ratio);
+  const std::vector<float> host = fixture_params(fx, m);
   Bk::upload(m.params_data(), host.data(), host.size());
   float* dimgs = Bk::template alloc<float>(imgs.size());
   Bk::upload(dimgs, imgs.data(), imgs.size());

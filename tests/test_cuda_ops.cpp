@@ -148,7 +148,10 @@ TEST_F(Cuda, AdamWFlatMatchesPerTensor) {
 }
 
 // ---- the model on CudaBackend against the PyTorch fixtures (same tolerances as test_parity; tests/model_run.h) ----
+using test::Fixture;
 using test::fixture_dir;
+using test::fixture_params;
+using test::load_fixture;
 using test::ModelRun;
 using test::run_model;
 
@@ -215,18 +218,12 @@ TEST_F(Cuda, ModelBf16CloseToFp32) {
 TEST_F(Cuda, ModelGraphStepMatchesEager) {
   for (auto prec : {cuda::Precision::fp32, cuda::Precision::bf16}) {
     cuda::set_precision(prec);
-    const std::string stem = fixture_dir() + "/cfgA";
-    io::SafeTensorsReader wf(stem + ".weights.safetensors"), in(stem + ".input.safetensors");
-    ModelConfig cfg = read_config(wf);
-    cfg.norm_pix_loss = true;
-    std::vector<int64_t> ishape;
-    const auto imgs = in.read_f32("imgs", &ishape);
-    const auto noise0 = in.read_f32("noise");
-    const int B = int(ishape[0]);
+    const Fixture fx = load_fixture(fixture_dir() + "/cfgA", true);
+    const auto& imgs = fx.imgs;
+    const auto& noise0 = fx.noise;
     using Bk = CudaBackend<float>;
-    MaeModel<Bk> eager(cfg, B, 0.75), graph(cfg, B, 0.75);
-    F host(eager.params().total, 0.f);
-    load_params(wf, eager.params(), host.data());
+    MaeModel<Bk> eager(fx.cfg, fx.B, 0.75), graph(fx.cfg, fx.B, 0.75);
+    const F host = fixture_params(fx, eager);
     Bk::upload(eager.params_data(), host.data(), host.size());
     Bk::upload(graph.params_data(), host.data(), host.size());
     DF dimgs(imgs);
