@@ -5,7 +5,8 @@
 #   fuzz/run.sh [TARGET|all] [SECONDS] [extra libFuzzer flags...]
 #   targets: safetensors pth png jpeg tar idx cifar config forward_input
 # Per target, build-fuzz/<target>/: corpus/, crashes/ (reproduce: build-fuzz/bin/<target> <file>), last_run.log;
-# each run appends a line (date, seconds, executions, edges covered, corpus, findings) to build-fuzz/runs.tsv.
+# each run appends a line (date, seconds it ran, executions, edges covered, features, corpus, findings, exit status,
+# CPU seconds) to build-fuzz/runs.tsv.
 # Exit status: 0 when no target found anything, 1 otherwise (2: cannot build).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,10 +71,19 @@ for t in "${TARGETS[@]}"; do
   done
   cd "$dir"
   set +e
-  "$OUT/bin/$t" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=30 -report_slow_units=20 \
-    -print_final_stats=1 -dict="$SRC/fuzz/readers.dict" -artifact_prefix="$dir/crashes/" "$@" corpus \
-    >"$dir/last_run.log" 2>&1
+  start=$(date +%s)
+  # In a subshell whose `times` then gives the fuzzer's CPU seconds: on a busy machine a run gets less CPU than
+  # wall time, and both are recorded.
+  ( "$OUT/bin/$t" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=30 -report_slow_units=20 \
+      -print_final_stats=1 -dict="$SRC/fuzz/readers.dict" -artifact_prefix="$dir/crashes/" "$@" corpus \
+      >"$dir/last_run.log" 2>&1
+    r=$?
+    times >"$dir/times.txt"
+    exit $r )
   rc=$?
+  secs=$(( $(date +%s) - start ))  # what it ran, which is less than SECS when it stopped on a finding
+  # children's "user sys" line, e.g. "3m2.100s 0m1.000s" → whole seconds
+  cpu=$(sed -n 2p "$dir/times.txt" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t }')
   set -e
   execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' last_run.log | grep -oE '[0-9]+$' || echo 0)
   cov=$(grep -oE 'cov: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
@@ -81,9 +91,9 @@ for t in "${TARGETS[@]}"; do
   bad=$(ls crashes | grep -cE '^(crash|leak|oom|timeout)-' || true)
   [ "$rc" != 0 ] && { status=1; grep -E "ERROR|SUMMARY|FUZZ_CHECK|Test unit written" last_run.log | head -5; }
   [ "$bad" != 0 ] && status=1
-  line="$(date -u +%FT%TZ)	$t	$SECS	$execs	$cov	$ft	$(ls corpus | wc -l)	$bad	rc=$rc"
+  line="$(date -u +%FT%TZ)	$t	$secs	$execs	$cov	$ft	$(ls corpus | wc -l)	$bad	rc=$rc	cpu=$cpu"
   echo "$line" >>"$OUT/runs.tsv"
-  printf '%-14s %6ss  %10s execs  cov %5s edges  ft %6s  corpus %5s  findings %s  (rc %s)\n' \
-    "$t" "$SECS" "$execs" "$cov" "$ft" "$(ls corpus | wc -l)" "$bad" "$rc"
+  printf '%-14s %6ss (CPU %6ss)  %10s execs  cov %5s edges  ft %6s  corpus %5s  findings %s  (rc %s)\n' \
+    "$t" "$secs" "$cpu" "$execs" "$cov" "$ft" "$(ls corpus | wc -l)" "$bad" "$rc"
 done
 exit $status

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "model/inference_model.h"
 #include "model_run.h"
 #include "op_cases.h"
 #include "ops/backend.h"
@@ -18,6 +19,9 @@
 #include "ops/cpu/host_info.h"
 #include "ops/cpu/precision.h"
 #include "ops/device_spec.h"
+#ifdef MAE_DNNL
+#include "ops/cpu/attention_bf16.h"
+#endif
 
 using namespace mae;
 using mae::test::rel_l2;
@@ -75,13 +79,14 @@ TEST(CpuBf16Rounding, FlagErrorOrAccepted) {
   }
 }
 
-// The harness's linear and linear + GELU cases (odd shapes, no bias, accumulation into prefilled gradients)
-// against the fp32 reference loops, plus its guard and accumulation checks on the bf16 path.
-TEST_F(CpuBf16, LinearOpsCloseToFp32) {
+// The harness's linear, linear + GELU and attention cases (odd shapes, no bias, accumulation into prefilled
+// gradients, attention from 1 to 257 tokens) against the fp32 reference loops, plus its guard and accumulation
+// checks on the bf16 path.
+TEST_F(CpuBf16, GemmOpsCloseToFp32) {
   const cpu::PrecisionScope bf16(Precision::bf16);
   int n = 0;
   test::for_each_case([&](const auto& c) {
-    if (c.family != "linear" && c.family != "linear_gelu") return;
+    if (c.family != "linear" && c.family != "linear_gelu" && c.family != "attention") return;
     SCOPED_TRACE(c.name);
     ++n;
     test::compare<CpuBackend<float>, RefBackend<float>>(c, kTolBf16, kTolBf16, test::Metric::rel_l2, "bf16 vs ref");
@@ -89,6 +94,39 @@ TEST_F(CpuBf16, LinearOpsCloseToFp32) {
     test::check_accumulate<CpuBackend<float>>(c, 1e-5);
   });
   EXPECT_GT(n, 0);
+}
+
+// Attention's forward takes the bf16 products from 64 tokens on (cpu::attention_bf16_pays) and stays fp32, bit for
+// bit, below; the backward's products stay fp32 (its gradient differs only through the probabilities).
+TEST_F(CpuBf16, AttentionBf16FromLongSequences) {
+  for (int Tn : {50, 97}) {
+    SCOPED_TRACE(Tn);
+    const int B = 2, D = 96, H = 4;
+    const F qkv = rnd(size_t(B) * Tn * 3 * D, 9), dout = rnd(size_t(B) * Tn * D, 10);
+    auto run = [&](Precision p, F& out, F& dqkv) {
+      const cpu::PrecisionScope scope(p);
+      F att(size_t(B) * H * Tn * Tn), scratch(att.size());
+      out.assign(size_t(B) * Tn * D, 0.f);
+      dqkv.assign(qkv.size(), 0.f);
+      CpuBackend<float>::attention_forward(out.data(), att.data(), qkv.data(), B, Tn, D, H);
+      CpuBackend<float>::attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(), B, Tn,
+                                            D, H);
+    };
+    F o32, g32, o16, g16;
+    run(Precision::fp32, o32, g32);
+    run(Precision::bf16, o16, g16);
+#ifdef MAE_DNNL  // (bf16 is never available without it: the fixture skips)
+    EXPECT_EQ(cpu::attention_bf16_pays(Tn), Tn >= 64);
+#endif
+    if (Tn < 64) {
+      EXPECT_EQ(o16, o32);
+      EXPECT_EQ(g16, g32);
+    } else {
+      EXPECT_NE(o16, o32);
+      EXPECT_LE(rel_l2(o16, o32), kTolBf16);
+      EXPECT_LE(rel_l2(g16, g32), kTolBf16);
+    }
+  }
 }
 
 // The bf16 copy of W made by the forward is refreshed when W changes between forwards (an optimizer step).
@@ -106,6 +144,38 @@ TEST_F(CpuBf16, WeightCopyFollowsUpdates) {
   CpuBackend<float>::linear_backward(din.data(), nullptr, nullptr, dout.data(), in.data(), W.data(), N, I, O);
   RefBackend<float>::linear_backward(din_ref.data(), nullptr, nullptr, dout.data(), in.data(), W.data(), N, I, O);
   EXPECT_LE(rel_l2(din, din_ref), kTolBf16);
+}
+
+// An inference model reuses its bf16 weight copies from one forward to the next (cpu::FrozenWeightsScope), and
+// set_params makes them new: even when only elements the copies' spot check does not read change (element 1 of
+// every tensor), the latent is bit for bit that of a model that was given those weights from the start.
+TEST_F(CpuBf16, InferenceModelWeightCopiesFollowSetParams) {
+  ModelConfig cfg;
+  cfg.img_size = 16, cfg.patch_size = 4, cfg.in_chans = 3, cfg.embed_dim = 32, cfg.depth = 2, cfg.num_heads = 4;
+  cfg.decoder_embed_dim = 16, cfg.decoder_depth = 1, cfg.decoder_num_heads = 2;
+  const int B = 3;
+  const DeviceSpec bf16{Device::cpu, Precision::bf16};
+  auto m = make_inference_model(cfg, B, 0.0, bf16);
+  m->init(7);
+  F p1(m->params().total);
+  m->get_params(p1.data());
+  const F imgs = rnd(size_t(B) * 3 * 16 * 16, 8), noise(size_t(B) * cfg.num_patches(), 0.5f);
+  const size_t nl = size_t(B) * (1 + m->len_keep()) * cfg.embed_dim;
+  auto latent = [&](InferenceModel& x) {
+    const float* l = x.forward_encoder(imgs.data(), noise.data());
+    return F(l, l + nl);
+  };
+  const F l1 = latent(*m);
+  EXPECT_EQ(latent(*m), l1);  // the reused copies give the same bits
+  F p2 = p1;
+  for (const ParamSpec& s : m->params().specs)
+    if (s.numel > 3) p2[s.offset + 1] += 0.5f;
+  m->set_params(p2.data());
+  const F l2 = latent(*m);
+  auto fresh = make_inference_model(cfg, B, 0.0, bf16);
+  fresh->set_params(p2.data());
+  EXPECT_EQ(l2, latent(*fresh));
+  EXPECT_NE(l2, l1);
 }
 
 // The whole model (PyTorch fixture cfgB: forward, loss, backward; tests/model_run.h) in bf16 against fp32.

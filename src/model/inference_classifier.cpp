@@ -69,6 +69,7 @@ template <class Bk> class InferenceClassifierOn final : public InferenceClassifi
   const float* forward(const float* imgs, int n) override {
     MAE_CHECK(n >= 1 && n <= m_.batch(), n, m_.batch());
     const typename Bk::PrecisionScope scope(precision_);
+    const typename Bk::FrozenWeights frozen(version_);  // the weights never change after the constructor
     const ModelConfig& c = m_.config();
     const float* in = imgs_.put(imgs, size_t(n) * c.in_chans * c.img_size * c.img_size);
     return on_host<Bk>(m_.forward(in, n), size_t(n) * m_.num_classes(), logits_mirror_);
@@ -77,6 +78,7 @@ template <class Bk> class InferenceClassifierOn final : public InferenceClassifi
  private:
   VitClassifier<Bk> m_;
   const Precision precision_;
+  const uint64_t version_ = new_weights_version();
   Staged<Bk> imgs_;
   std::vector<float> logits_mirror_;
 };

@@ -25,12 +25,19 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
   const char* device() const override { return Bk::name; }
 
   // Bk::upload/download: a memcpy on the CPU
-  void set_params(const float* host) override { Bk::upload(m_.params_data(), host, m_.params().total); }
+  void set_params(const float* host) override {
+    Bk::upload(m_.params_data(), host, m_.params().total);
+    version_ = new_weights_version();
+  }
   void get_params(float* host) const override { Bk::download(host, m_.params_data(), m_.params().total); }
-  void init(uint64_t seed) override { m_.init(seed); }
+  void init(uint64_t seed) override {
+    m_.init(seed);
+    version_ = new_weights_version();
+  }
 
   float forward(const float* imgs, const float* noise) override {
     const typename Bk::PrecisionScope scope(precision_);  // the object outlives the dispatch that made it
+    const typename Bk::FrozenWeights frozen(version_);
     const float loss = m_.forward(input(imgs), noise);
     const ModelConfig& c = m_.config();
     const size_t B = size_t(m_.batch()), L = size_t(c.num_patches());
@@ -43,6 +50,7 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
 
   const float* forward_encoder(const float* imgs, const float* noise) override {
     const typename Bk::PrecisionScope scope(precision_);
+    const typename Bk::FrozenWeights frozen(version_);
     const float* lat = m_.forward_encoder(input(imgs), noise);
     return on_host<Bk>(lat, size_t(m_.batch()) * (1 + m_.len_keep()) * size_t(m_.config().embed_dim), latent_mirror_);
   }
@@ -55,6 +63,7 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
 
   MaeModel<Bk> m_;
   const Precision precision_;
+  uint64_t version_ = new_weights_version();  // of the weights in m_ (set_params, init)
   Staged<Bk> imgs_;                                            // the batch in the backend's memory
   const float *pred_ = nullptr, *mask_ = nullptr;              // results of the last forward, host
   std::vector<float> pred_mirror_, mask_mirror_, latent_mirror_;  // device backends: downloaded results

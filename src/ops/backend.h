@@ -79,6 +79,11 @@ struct HostMemory {
   struct PrecisionScope {
     explicit PrecisionScope(Precision) {}
   };
+  // Inference forwards with unchanging weights (ops/device_spec.h new_weights_version): nothing to reuse here;
+  // CpuBackend keeps its bf16 weight copies in it (cpu::FrozenWeightsScope).
+  struct FrozenWeights {
+    explicit FrozenWeights(uint64_t) {}
+  };
   // Benchmarks and profiles (mae bench): host work is done when the call returns; wall time per op.
   static void synchronize() {}
   static size_t peak_allocated_bytes() { return 0; }
@@ -103,6 +108,7 @@ template <class T_> struct CpuBackend : HostMemory {
   using T = T_;
   static constexpr const char* name = "cpu";
   using PrecisionScope = cpu::PrecisionScope;  // ops/cpu/precision.h
+  using FrozenWeights = cpu::FrozenWeightsScope;
   MAE_OP_LIST(MAE_OP_HOST_TIMED, cpu)
   MAE_HOST_DEFERRED_LOSS
 };

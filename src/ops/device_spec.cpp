@@ -1,10 +1,17 @@
 #include "ops/device_spec.h"
 
+#include <atomic>
+
 #include "core/error.h"
 #include "ops/cpu/precision.h"
 #include "ops/dispatch.h"
 
 namespace mae {
+
+uint64_t new_weights_version() {
+  static std::atomic<uint64_t> next{1};  // 0 means "no frozen weights"
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 DeviceSpec parse_device_spec(const std::string& device, const std::string& precision) {
   DeviceSpec s;

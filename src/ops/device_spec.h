@@ -1,6 +1,7 @@
 // Where a run computes, parsed once from --device / --precision and passed down as a value: the CLI makes it
 // (parse_device_spec), ops/dispatch.h turns it into a backend type, nothing else reads the flags.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace mae {
@@ -22,6 +23,12 @@ class PrecisionScopeOf {
  private:
   Precision prev_;
 };
+
+// An id for one set of weight values (an inference model's set_params/init), unique in the process. Inference models
+// run their forwards inside their backend's FrozenWeights scope with it: a backend that keeps derived copies of the
+// weights (the CPU's bf16 copies) may reuse them from one forward to the next while the id stays the same. Training
+// opens no such scope (an optimizer changes the weights in place between forwards).
+uint64_t new_weights_version();
 
 struct DeviceSpec {
   Device device = Device::cpu;

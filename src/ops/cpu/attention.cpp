@@ -1,42 +1,30 @@
 // Multi-head self-attention core, CPU: one OpenMP task per (b, h) pair, the three products per pair as small GEMMs
 // straight on the strided qkv rows (lda = 3D, no gather). Inside the parallel region OpenBLAS runs single-threaded.
-#include <algorithm>
+// Under Precision::bf16 (float, long enough sequences) the forward's products are oneDNN bf16 matmuls
+// (attention_bf16.h).
 #include <cmath>
+#include <type_traits>
 
 #include "core/error.h"
-#include "ops/cpu/fast_math.h"
+#include "ops/cpu/attention_rows.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/precision.h"
 #include "ops/ops.h"
+#ifdef MAE_DNNL
+#include "ops/cpu/attention_bf16.h"
+#endif
 
 namespace mae::cpu {
-
-namespace {
-inline float expo(float x) { return fast_exp(x); }  // vectorisable; libm's expf was 2% of a training step
-inline double expo(double x) { return std::exp(x); }
-
-// In place: each row of s (n, n) becomes softmax(row).
-template <class T> void softmax_rows(T* s, int n) {
-  for (int i = 0; i < n; ++i) {
-    T* r = s + size_t(i) * n;
-    T mx = r[0];
-    for (int j = 1; j < n; ++j) mx = std::max(mx, r[j]);
-    T sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; ++j) {
-      r[j] = expo(r[j] - mx);
-      sum += r[j];
-    }
-    const T inv = T(1) / sum;
-#pragma omp simd
-    for (int j = 0; j < n; ++j) r[j] *= inv;
-  }
-}
-}  // namespace
 
 // out (B, Tn, D), att (B, H, Tn, Tn), qkv (B, Tn, 3D)
 template <class T> void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int D, int H) {
   MAE_CHECK(H > 0 && D % H == 0, "D ", D, " H ", H);
   const int hd = D / H, ld = 3 * D;
+#ifdef MAE_DNNL
+  if constexpr (std::is_same_v<T, float>)
+    if (precision() == Precision::bf16 && attention_bf16_pays(Tn))
+      return attention_forward_bf16(out, att, qkv, B, Tn, D, H);
+#endif
   const T scale = T(1) / std::sqrt(T(hd));
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < B * H; ++bh) {
@@ -46,7 +34,7 @@ template <class T> void attention_forward(T* out, T* att, const T* qkv, int B, i
     const T* v = q + 2 * D;
     T* a = att + size_t(bh) * Tn * Tn;  // (Tn, Tn)
     gemm<T>(false, true, Tn, Tn, hd, scale, q, ld, k, ld, T(0), a, Tn);
-    softmax_rows(a, Tn);
+    softmax_rows(a, Tn, Tn);
     gemm<T>(false, false, Tn, hd, Tn, T(1), a, Tn, v, ld, T(0), out + size_t(b) * Tn * D + h * hd, D);
   }
 }
@@ -69,13 +57,7 @@ void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const 
     T* ds = scratch + size_t(bh) * Tn * Tn;
     gemm<T>(false, true, Tn, Tn, hd, T(1), go, D, v, ld, T(0), ds, Tn);       // datt = dout · vᵀ
     gemm<T>(true, false, Tn, hd, Tn, T(1), a, Tn, go, D, T(1), dv, ld);       // dv += attᵀ · dout
-    for (int i = 0; i < Tn; ++i) {                                            // dscores = att ⊙ (datt − Σ datt ⊙ att)
-      const T* ar = a + size_t(i) * Tn;
-      T* dr = ds + size_t(i) * Tn;
-      T dot = 0;
-      for (int j = 0; j < Tn; ++j) dot += dr[j] * ar[j];
-      for (int j = 0; j < Tn; ++j) dr[j] = ar[j] * (dr[j] - dot);
-    }
+    softmax_backward_rows(ds, a, Tn, Tn);                                     // dscores
     gemm<T>(false, false, Tn, hd, Tn, scale, ds, Tn, k, ld, T(1), dq, ld);    // dq += dscores · k · scale
     gemm<T>(true, false, Tn, hd, Tn, scale, ds, Tn, q, ld, T(1), dk, ld);     // dk += dscoresᵀ · q · scale
   }

@@ -19,4 +19,9 @@ inline float bf16_to_float(uint16_t b) { return std::bit_cast<float>(uint32_t(b)
 // out[i] = to_bf16(in[i]), split over the OpenMP threads for large n.
 void to_bf16(uint16_t* out, const float* in, size_t n);
 
+// Grow-only scratch for the bf16 copies of an op's activation operands, per thread (as the oneDNN primitive
+// cache): two slots, each valid until the next op that uses the same slot (ops use them only within one call).
+enum Bf16Slot { kBf16In = 0, kBf16Grad = 1 };
+uint16_t* bf16_scratch(Bf16Slot slot, size_t n);
+
 }  // namespace mae::cpu

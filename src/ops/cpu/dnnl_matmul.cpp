@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <bit>
 #include <dnnl.hpp>
 #include <functional>
 #include <memory>
@@ -23,32 +24,41 @@ dnnl::engine& engine() {
 }
 
 // Everything that decides the primitive. The thread count is part of it: oneDNN's OpenMP runtime sizes its work
-// split when the primitive is made.
+// split when the primitive is made. Strides are those of op(A) (M, K), op(B) (K, N) and C (M, N) as (batch, head,
+// row, column) in elements: a transposed operand is the same buffer with swapped row/column strides, no copy.
 struct Key {
   Operand type;
-  bool ta, tb, bias, acc;
-  int M, N, K, lda, ldb, ldc, threads;
+  bool bias, acc;
+  float alpha;
+  int nd;  // 2: one product; 4: a (B, H) batch of them
+  int64_t B, H, M, N, K;
+  Strides a, b, c;
+  int threads;
   bool operator==(const Key&) const = default;
 };
 struct KeyHash {
   size_t operator()(const Key& k) const {
-    size_t h = size_t(k.type) | size_t(k.ta) << 1 | size_t(k.tb) << 2 | size_t(k.bias) << 3 | size_t(k.acc) << 4;
-    for (int v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc, k.threads}) h = h * 1000003u ^ size_t(v);
+    size_t h = size_t(k.type) | size_t(k.bias) << 1 | size_t(k.acc) << 2 | size_t(k.nd) << 3;
+    for (int64_t v : {k.B, k.H, k.M, k.N, k.K, k.a.b, k.a.h, k.a.r, k.a.c, k.b.b, k.b.h, k.b.r, k.b.c, k.c.b, k.c.h,
+                      k.c.r, k.c.c, int64_t(k.threads), int64_t(std::bit_cast<uint32_t>(k.alpha))})
+      h = h * 1000003u ^ size_t(v);
     return h;
   }
 };
 
-// The memory descriptors of op(A) (M, K), op(B) (K, N), C (M, N) and bias (1, N) as strided views of the caller's
-// row-major buffers: a transposed operand is the same buffer with swapped strides, no copy.
 struct Descs {
   dnnl::memory::desc a, b, c, bias;
 };
 Descs descs(const Key& k) {
   const dt t = k.type == Operand::bf16 ? dt::bf16 : dt::f32;
+  auto md = [&](int64_t rows, int64_t cols, dt type, const Strides& s) {
+    return k.nd == 2 ? dnnl::memory::desc({rows, cols}, type, dims{s.r, s.c})
+                     : dnnl::memory::desc({k.B, k.H, rows, cols}, type, dims{s.b, s.h, s.r, s.c});
+  };
   Descs d;
-  d.a = dnnl::memory::desc({k.M, k.K}, t, k.ta ? dims{1, k.lda} : dims{k.lda, 1});
-  d.b = dnnl::memory::desc({k.K, k.N}, t, k.tb ? dims{1, k.ldb} : dims{k.ldb, 1});
-  d.c = dnnl::memory::desc({k.M, k.N}, dt::f32, dims{k.ldc, 1});
+  d.a = md(k.M, k.K, t, k.a);
+  d.b = md(k.K, k.N, t, k.b);
+  d.c = md(k.M, k.N, dt::f32, k.c);
   if (k.bias) d.bias = dnnl::memory::desc({1, k.N}, dt::f32, dims{k.N, 1});
   return d;
 }
@@ -56,6 +66,7 @@ Descs descs(const Key& k) {
 dnnl::matmul::primitive_desc make_pd(const Key& k) {
   const Descs d = descs(k);
   dnnl::primitive_attr attr;
+  if (k.alpha != 1.f) attr.set_output_scales(0, {k.alpha});  // applied to the product (before a sum post-op)
   if (k.acc) {  // C += product: the sum post-op reads C before writing it
     dnnl::post_ops po;
     po.append_sum(1.f);
@@ -65,8 +76,8 @@ dnnl::matmul::primitive_desc make_pd(const Key& k) {
     return k.bias ? dnnl::matmul::primitive_desc(dnnl::matmul::desc(d.a, d.b, d.bias, d.c), attr, engine())
                   : dnnl::matmul::primitive_desc(dnnl::matmul::desc(d.a, d.b, d.c), attr, engine());
   } catch (const dnnl::error& e) {
-    fail("oneDNN matmul ", k.type == Operand::bf16 ? "bf16" : "f32", " ", k.ta ? "T" : "N", k.tb ? "T" : "N", " M ",
-         k.M, " N ", k.N, " K ", k.K, ": ", e.what());
+    fail("oneDNN matmul ", k.type == Operand::bf16 ? "bf16" : "f32", " batch ", k.B, "x", k.H, " M ", k.M, " N ", k.N,
+         " K ", k.K, ": ", e.what());
   }
 }
 
@@ -92,14 +103,20 @@ struct Entry {
 
 }  // namespace
 
-void matmul(Operand type, bool transA, bool transB, int M, int N, int K, const void* A, int lda, const void* B,
-            int ldb, const float* bias, bool accumulate, float* C, int ldc) {
-  if (M == 0 || N == 0) return;
+namespace {
+
+Strides plain(bool trans, int ld) { return trans ? Strides{0, 0, 1, ld} : Strides{0, 0, ld, 1}; }
+Key key2d(Operand type, bool transA, bool transB, int M, int N, int K, int lda, int ldb, bool bias, bool accumulate,
+          int ldc) {
+  return Key{type, bias, accumulate, 1.f, 2, 1, 1, M, N, K, plain(transA, lda), plain(transB, ldb), plain(false, ldc),
+             omp_get_max_threads()};
+}
+
+void run(const Key& k, const void* A, const void* B, const float* bias, float* C) {
   // One cache and one stream per thread (the data loader's threads never get here; tests may run ops from
   // several): the entries' memory objects are rebound on every call, so they must not be shared.
   thread_local std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash> cache;
   thread_local dnnl::stream stream(engine());
-  const Key k{type, transA, transB, bias != nullptr, accumulate, M, N, K, lda, ldb, ldc, omp_get_max_threads()};
   auto it = cache.find(k);
   if (it == cache.end()) it = cache.emplace(k, std::make_unique<Entry>(k)).first;
   Entry& e = *it->second;
@@ -111,9 +128,22 @@ void matmul(Operand type, bool transA, bool transB, int M, int N, int K, const v
   stream.wait();
 }
 
+}  // namespace
+
+void matmul(Operand type, bool transA, bool transB, int M, int N, int K, const void* A, int lda, const void* B,
+            int ldb, const float* bias, bool accumulate, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  run(key2d(type, transA, transB, M, N, K, lda, ldb, bias != nullptr, accumulate, ldc), A, B, bias, C);
+}
+
+void matmul_batched(Operand type, int B, int H, int M, int N, int K, const void* A, Strides sa, const void* Bm,
+                    Strides sb, float alpha, float* C, Strides sc) {
+  if (B == 0 || H == 0 || M == 0 || N == 0) return;
+  run(Key{type, false, false, alpha, 4, B, H, M, N, K, sa, sb, sc, omp_get_max_threads()}, A, Bm, nullptr, C);
+}
+
 std::string impl_name(Operand type, bool transA, bool transB, int M, int N, int K) {
-  const Key k{type, transA, transB, false, true, M, N, K, transA ? M : K, transB ? K : N, N, omp_get_max_threads()};
-  return make_pd(k).impl_info_str();
+  return make_pd(key2d(type, transA, transB, M, N, K, transA ? M : K, transB ? K : N, false, true, N)).impl_info_str();
 }
 
 std::string describe() {

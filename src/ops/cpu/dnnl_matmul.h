@@ -19,6 +19,18 @@ enum class Operand { f32, bf16 };  // bf16: A and B point to uint16_t bf16 value
 void matmul(Operand type, bool transA, bool transB, int M, int N, int K, const void* A, int lda, const void* B,
             int ldb, const float* bias, bool accumulate, float* C, int ldc);
 
+// Element strides of a (B, H) batch of matrices: between batches, heads, rows and columns.
+struct Strides {
+  int64_t b, h, r, c;
+  bool operator==(const Strides&) const = default;
+};
+
+// A (B, H) batch of products with arbitrary strides (the attention heads straight on the strided qkv rows):
+//   C[b, h] (M, N) = alpha · A[b, h] (M, K) · B[b, h] (K, N)
+// Strides are those of the operands as used (a transposed view swaps r and c).
+void matmul_batched(Operand type, int B, int H, int M, int N, int K, const void* A, Strides sa, const void* Bm,
+                    Strides sb, float alpha, float* C, Strides sc);
+
 // The implementation oneDNN picks for such a matmul ("brg:avx512_core_bf16", "gemm:jit", "ref:any" ...).
 std::string impl_name(Operand type, bool transA, bool transB, int M, int N, int K);
 

@@ -1,9 +1,11 @@
 // CPU linear layer: the three products are BLAS GEMMs (fp32, OpenBLAS), or under Precision::bf16 oneDNN bf16
-// matmuls (ops/cpu/linear_bf16.h); the bias sum is a column-blocked OpenMP reduction, fp32 in both.
+// matmuls (ops/cpu/linear_bf16.h); the bias sum is a column-blocked OpenMP reduction, fp32 in both (under bf16 it
+// also rounds the gradient for the products).
 #include <algorithm>
 #include <type_traits>
 
 #include "core/error.h"
+#include "ops/cpu/bf16.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/precision.h"
 #include "ops/ops.h"
@@ -39,39 +41,51 @@ template <class T> void linear_forward(T* out, const T* in, const T* W, const T*
   gemm<T>(false, true, N, O, I, T(1), in, I, W, I, b ? T(1) : T(0), out, O);
 }
 
+namespace {
+
+// db (O) += Σ_n dout[n, :]. Each thread owns a block of columns and walks the rows: contiguous reads, no shared
+// accumulators, and double partial sums so long batches (N in the tens of thousands) do not lose float precision.
+// With `copy` (the bf16 path), the same pass also writes copy (N, O) = bf16(dout): one read of dout for both.
+template <class T> void bias_grad(T* db, const T* dout, int N, int O, [[maybe_unused]] uint16_t* copy) {
+  constexpr int kBlock = 64;
+  const int blocks = (O + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (size_t(N) * O > 32768)
+  for (int blk = 0; blk < blocks; ++blk) {
+    const int o0 = blk * kBlock, w = std::min(kBlock, O - o0);
+    double acc[kBlock] = {};
+    for (int n = 0; n < N; ++n) {
+      const T* row = dout + size_t(n) * O + o0;
+      for (int j = 0; j < w; ++j) acc[j] += double(row[j]);
+      if constexpr (std::is_same_v<T, float>)
+        if (copy) {
+          uint16_t* out = copy + size_t(n) * O + o0;
+          for (int j = 0; j < w; ++j) out[j] = to_bf16(row[j]);
+        }
+    }
+    for (int j = 0; j < w; ++j) db[o0 + j] += T(acc[j]);
+  }
+}
+
+}  // namespace
+
 // din (N, I) += dout (N, O) · W (O, I);  dW (O, I) += doutᵀ · in (N, I);  db (O) += Σ_n dout.
 template <class T>
 void linear_backward(T* din, T* dW, T* db, const T* dout, const T* in, const T* W, int N, int I, int O) {
   MAE_CHECK(N >= 0 && I >= 0 && O >= 0, "linear_backward dims ", N, " ", I, " ", O);
   if (N == 0 || O == 0) return;
-  bool done = false;
 #ifdef MAE_DNNL
   if constexpr (std::is_same_v<T, float>)
     if (bf16_gemm()) {
-      if (I > 0) linear_backward_bf16(din, dW, dout, in, W, N, I, O);
-      done = true;
+      uint16_t* gb = bf16_scratch(kBf16Grad, size_t(N) * O);
+      if (db) bias_grad(db, dout, N, O, gb);
+      else to_bf16(gb, dout, size_t(N) * O);
+      if (I > 0) linear_backward_bf16(din, dW, gb, in, W, N, I, O);
+      return;
     }
 #endif
-  if (!done) {
-    if (din && I > 0) gemm<T>(false, false, N, I, O, T(1), dout, O, W, I, T(1), din, I);
-    if (dW && I > 0) gemm<T>(true, false, O, I, N, T(1), dout, O, in, I, T(1), dW, I);
-  }
-  if (db) {
-    // Each thread owns a block of columns and walks the rows: contiguous reads, no shared accumulators, and
-    // double partial sums so long batches (N in the tens of thousands) do not lose float precision.
-    constexpr int kBlock = 64;
-    const int blocks = (O + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (size_t(N) * O > 32768)
-    for (int blk = 0; blk < blocks; ++blk) {
-      const int o0 = blk * kBlock, w = std::min(kBlock, O - o0);
-      double acc[kBlock] = {};
-      for (int n = 0; n < N; ++n) {
-        const T* row = dout + size_t(n) * O + o0;
-        for (int j = 0; j < w; ++j) acc[j] += double(row[j]);
-      }
-      for (int j = 0; j < w; ++j) db[o0 + j] += T(acc[j]);
-    }
-  }
+  if (din && I > 0) gemm<T>(false, false, N, I, O, T(1), dout, O, W, I, T(1), din, I);
+  if (dW && I > 0) gemm<T>(true, false, O, I, N, T(1), dout, O, in, I, T(1), dW, I);
+  if (db) bias_grad(db, dout, N, O, nullptr);
 }
 
 template void linear_forward<float>(float*, const float*, const float*, const float*, int, int, int);

@@ -6,6 +6,7 @@
 
 #include "ops/cpu/bf16.h"
 #include "ops/cpu/dnnl_matmul.h"
+#include "ops/cpu/precision.h"
 
 namespace mae::cpu {
 
@@ -13,51 +14,52 @@ namespace {
 
 using dnnl_mm::Operand;
 
-// Grow-only scratch for the rounded activation operands (per thread, as the oneDNN primitive cache).
-uint16_t* scratch(int slot, size_t n) {
-  thread_local std::vector<uint16_t> buf[2];
-  if (buf[slot].size() < n) buf[slot].resize(n);
-  return buf[slot].data();
-}
-enum { kIn = 0, kGrad = 1 };
 
-// bf16 copies of the weights, one per weight pointer. `refresh` (the forward) rounds W again: weights change
-// between steps (AdamW, LARS, a loaded checkpoint), and the forward is the first use of W in a step. The backward
-// reuses the copy, after a spot check of three elements that catches a different tensor at a reused address (a
-// freed buffer in a test) — not a general invalidation: between a forward and its backward weights never change.
-const uint16_t* weights_bf16(const float* W, size_t n, bool refresh) {
-  thread_local std::unordered_map<const float*, std::vector<uint16_t>> cache;
+// bf16 copies of the weights, one per weight pointer. The forward (`forward`) is the first use of W in a training
+// step and rounds W again, as weights change between steps (AdamW, LARS, a loaded checkpoint) — unless an inference
+// model runs it inside a FrozenWeightsScope (ops/cpu/precision.h) and the copy was made under the same weight
+// version. The backward reuses the copy, after a spot check of three elements that catches a different tensor at a
+// reused address (a freed buffer in a test) — not a general invalidation: between a forward and its backward weights
+// never change.
+const uint16_t* weights_bf16(const float* W, size_t n, bool forward) {
+  struct Copy {
+    std::vector<uint16_t> bits;
+    uint64_t version = 0;  // frozen_weights_version() when it was made
+  };
+  thread_local std::unordered_map<const float*, Copy> cache;
   if (cache.size() > 4096 && !cache.count(W)) cache.clear();  // bound it for processes that build many models
-  std::vector<uint16_t>& c = cache[W];
-  const bool same = c.size() == n && c[0] == to_bf16(W[0]) && c[n / 2] == to_bf16(W[n / 2]) &&
-                    c[n - 1] == to_bf16(W[n - 1]);
-  if (refresh || !same) {
-    c.resize(n);
-    to_bf16(c.data(), W, n);
+  Copy& c = cache[W];
+  const std::vector<uint16_t>& b = c.bits;
+  const bool same = b.size() == n && b[0] == to_bf16(W[0]) && b[n / 2] == to_bf16(W[n / 2]) &&
+                    b[n - 1] == to_bf16(W[n - 1]);
+  const uint64_t version = frozen_weights_version();
+  const bool reuse = same && (!forward || (version != 0 && c.version == version));
+  if (!reuse) {
+    c.bits.resize(n);
+    to_bf16(c.bits.data(), W, n);
+    c.version = version;
   }
-  return c.data();
+  return c.bits.data();
 }
 
 }  // namespace
 
 void linear_forward_bf16(float* out, const float* in, const float* W, const float* b, int N, int I, int O) {
   const uint16_t* wb = weights_bf16(W, size_t(O) * I, true);
-  uint16_t* ib = scratch(kIn, size_t(N) * I);
+  uint16_t* ib = bf16_scratch(kBf16In, size_t(N) * I);
   to_bf16(ib, in, size_t(N) * I);
   // oneDNN adds the bias itself: no seeding pass over out.
   dnnl_mm::matmul(Operand::bf16, false, true, N, O, I, ib, I, wb, I, b, false, out, O);
 }
 
-void linear_backward_bf16(float* din, float* dW, const float* dout, const float* in, const float* W, int N, int I,
+void linear_backward_bf16(float* din, float* dW, const uint16_t* gb, const float* in, const float* W, int N, int I,
                           int O) {
-  uint16_t* gb = scratch(kGrad, size_t(N) * O);
-  to_bf16(gb, dout, size_t(N) * O);
   if (din) {
     const uint16_t* wb = weights_bf16(W, size_t(O) * I, false);
     dnnl_mm::matmul(Operand::bf16, false, false, N, I, O, gb, O, wb, I, nullptr, true, din, I);
   }
   if (dW) {
-    uint16_t* ib = scratch(kIn, size_t(N) * I);
+    uint16_t* ib = bf16_scratch(kBf16In, size_t(N) * I);
     to_bf16(ib, in, size_t(N) * I);
     dnnl_mm::matmul(Operand::bf16, true, false, O, I, N, gb, O, ib, I, nullptr, true, dW, I);
   }

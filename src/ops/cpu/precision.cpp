@@ -44,4 +44,11 @@ void set_precision(Precision p) {
 
 Precision precision() { return g_precision; }
 
+namespace {
+thread_local uint64_t t_frozen_version = 0;
+}
+FrozenWeightsScope::FrozenWeightsScope(uint64_t version) : prev_(t_frozen_version) { t_frozen_version = version; }
+FrozenWeightsScope::~FrozenWeightsScope() { t_frozen_version = prev_; }
+uint64_t frozen_weights_version() { return t_frozen_version; }
+
 }  // namespace mae::cpu

@@ -1,9 +1,11 @@
 // The GEMM precision of the CPU backend for a run (--precision, handed down as a DeviceSpec; ops/dispatch.h opens
 // a PrecisionScope around the run, like the CUDA backend's). Precision::bf16 has the meaning it has on CUDA: the
-// linear layers' GEMM operands are rounded to bf16, products accumulate in fp32 into fp32 outputs; master weights,
-// gradients, AdamW, LayerNorm statistics, softmax, attention and the loss stay fp32. Float ops only (the double
-// instantiations used by the tests always compute in double).
+// operands of the linear layers' GEMMs and of attention's forward products (as on CUDA's cuBLAS attention path) are
+// rounded to bf16, products accumulate in fp32 into fp32 outputs; master weights, gradients, AdamW, LayerNorm
+// statistics, attention scores, softmax and the loss stay fp32. Float ops only (the double instantiations used by
+// the tests always compute in double).
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "ops/device_spec.h"
@@ -21,5 +23,21 @@ void set_precision(Precision p);  // bf16: require_bf16() first
 Precision precision();
 
 using PrecisionScope = PrecisionScopeOf<set_precision, precision>;
+
+// Inference (InferenceModel, InferenceClassifier): within this scope the linear ops' weights are those of weight
+// version `version` (ops/device_spec.h), so the bf16 weight copies one forward made serve the next forwards instead
+// of being rounded again (ViT-B: 86 M weights, ~0.5 GB of memory traffic per batch). Outside any scope (training,
+// the op tests) every forward rounds them again. Per thread, like the copies.
+class FrozenWeightsScope {
+ public:
+  explicit FrozenWeightsScope(uint64_t version);
+  ~FrozenWeightsScope();
+  FrozenWeightsScope(const FrozenWeightsScope&) = delete;
+  FrozenWeightsScope& operator=(const FrozenWeightsScope&) = delete;
+
+ private:
+  uint64_t prev_;
+};
+uint64_t frozen_weights_version();  // 0 outside a scope
 
 }  // namespace mae::cpu
