@@ -1,5 +1,5 @@
-// The row-wise parts of CPU attention between its products, shared by the fp32 (attention.cpp) and bf16
-// (attention_bf16.cpp) paths: softmax over a score row in place, and the softmax backward of a row.
+// The row-wise parts of CPU attention between its products: softmax over score rows in place (the fp32 path in
+// attention.cpp and the bf16 forward in attention_bf16.cpp), and the softmax backward of rows (attention.cpp).
 #pragma once
 #include <algorithm>
 #include <cmath>
