@@ -89,7 +89,8 @@ for t in "${TARGETS[@]}"; do
   cov=$(grep -oE 'cov: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
   ft=$(grep -oE 'ft: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
   bad=$(ls crashes | grep -cE '^(crash|leak|oom|timeout)-' || true)
-  [ "$rc" != 0 ] && { status=1; grep -E "ERROR|SUMMARY|FUZZ_CHECK|Test unit written" last_run.log | head -5; }
+  # (|| true: under pipefail a log without such lines — an interrupted run — would end the script unrecorded)
+  [ "$rc" != 0 ] && { status=1; grep -E "ERROR|SUMMARY|FUZZ_CHECK|Test unit written" last_run.log | head -5 || true; }
   [ "$bad" != 0 ] && status=1
   line="$(date -u +%FT%TZ)	$t	$secs	$execs	$cov	$ft	$(ls corpus | wc -l)	$bad	rc=$rc	cpu=$cpu"
   echo "$line" >>"$OUT/runs.tsv"
