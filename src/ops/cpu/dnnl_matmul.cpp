@@ -101,10 +101,6 @@ struct Entry {
   }
 };
 
-}  // namespace
-
-namespace {
-
 Strides plain(bool trans, int ld) { return trans ? Strides{0, 0, 1, ld} : Strides{0, 0, ld, 1}; }
 Key key2d(Operand type, bool transA, bool transB, int M, int N, int K, int lda, int ldb, bool bias, bool accumulate,
           int ldc) {
