@@ -22,7 +22,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 # The readers under test, compiled once into one archive (the linker takes what each target needs).
-LIB_SOURCES=(io/file_bytes io/safetensors io/atomic_file io/zip_reader io/pickle io/pth io/name_map
+LIB_SOURCES=(core/host_alloc io/file_bytes io/safetensors io/atomic_file io/zip_reader io/pickle io/pth io/name_map
              data/decode data/replace_file data/tar data/shard_index data/shard_dataset data/shard_paths data/dataset
              model/config model/hf_config model/checkpoint_load model/params model/pos_embed model/forward_input)
 # clang does not define __SANITIZE_ADDRESS__ (GCC does); the readers use it to read files into exact-size heap

@@ -2,6 +2,7 @@
 // official initialisation statistics, the parameter list and the sin-cos table.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <cstring>
@@ -9,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/host_alloc.h"
 #include "gradcheck.h"
 #include "model/mae.h"
 #include "model/masking.h"
@@ -363,4 +365,33 @@ TEST(Model, RejectsImpossibleConfigs) {
   EXPECT_THROW((MaeModel<CpuBackend<float>>(tiny(false), 2, 1.0)), mae::Error);
   EXPECT_THROW((MaeModel<CpuBackend<float>>(tiny(false), 2, 0.99)), mae::Error);  // keeps no patch of 16
   EXPECT_THROW(preset("mae_vit_gigantic"), mae::Error);
+}
+
+// Host buffers (core/host_alloc.h): zero-filled and aligned whatever their size, below and above the 2 MiB where
+// blocks are mapped on their own; a vector on HostAllocator behaves as a vector.
+TEST(HostAlloc, ZeroFilledAlignedAndReleased) {
+  for (size_t bytes : {size_t(1), size_t(64), size_t(4096) + 3, (size_t(2) << 20) - 1, size_t(2) << 20,
+                       (size_t(5) << 20) + 7}) {
+    SCOPED_TRACE(bytes);
+    auto* p = static_cast<unsigned char*>(host_alloc_zeroed(bytes));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < bytes; ++i) nonzero += p[i] != 0;
+    EXPECT_EQ(nonzero, 0u);
+    std::memset(p, 0xab, bytes);  // every byte is ours (ASan would report otherwise)
+    host_free(p);
+  }
+  host_free(nullptr);
+  std::vector<float, HostAllocator<float>> v(size_t(3) << 20);  // 12 MB: a mapped block
+  EXPECT_EQ(std::count(v.begin(), v.end(), 0.f), ptrdiff_t(v.size()));
+  v[7] = 2.f;
+  v.resize(4);
+  v.resize(size_t(1) << 20);  // grows again: the new elements are zeros, not the old values
+  EXPECT_EQ(v[7], 0.f);
+  EXPECT_EQ(v[3], 0.f);
+  // HostMemory (the CPU backends' buffers) is this allocator.
+  float* h = HostMemory::alloc<float>(size_t(1) << 20);
+  EXPECT_EQ(h[12345], 0.f);
+  HostMemory::release(h);
 }

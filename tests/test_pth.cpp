@@ -27,6 +27,8 @@ namespace mae::io {
 namespace {
 
 namespace fs = std::filesystem;
+
+std::vector<float> plain(const Floats& f) { return {f.begin(), f.end()}; }
 using namespace std::string_literals;
 
 std::string fixture(const std::string& name) { return std::string(MAE_SOURCE_DIR) + "/tests/fixtures/" + name; }
@@ -219,7 +221,7 @@ TEST(Pth, MixedFixtureDtypesViewsAndTrainingLayout) {
     const Tensor& t = m.at(n);
     EXPECT_EQ(t.dtype, dt);
     EXPECT_EQ(t.shape, shape);
-    EXPECT_EQ(t.f, want);
+    EXPECT_EQ(plain(t.f), want);
   };
   floats("f32", DType::F32, {2, 3}, {-1, -0.5, 0, 0.5, 1, 1.5});
   floats("f16", DType::F16, {5}, {-0.5, -0.25, 0, 0.25, 0.5});
@@ -247,10 +249,10 @@ TEST(Pth, CraftedArchivesStoredDeflatedZip64) {
       const PthContents pc = read_mem(one_tensor_pth(s, 8, 1, {2, 2}, {3, 2}, deflate, zip64));
       ASSERT_EQ(pc.tensors.count("w"), 1u);
       EXPECT_EQ(pc.tensors.at("w").shape, (std::vector<int64_t>{2, 2}));
-      EXPECT_EQ(pc.tensors.at("w").f, (std::vector<float>{1, 3, 4, 6}));
+      EXPECT_EQ(plain(pc.tensors.at("w").f), (std::vector<float>{1, 3, 4, 6}));
     }
   // A stride-0 (expanded) view reads one element repeatedly.
-  EXPECT_EQ(read_mem(one_tensor_pth(s, 8, 5, {3}, {0})).tensors.at("w").f, (std::vector<float>{5, 5, 5}));
+  EXPECT_EQ(plain(read_mem(one_tensor_pth(s, 8, 5, {3}, {0})).tensors.at("w").f), (std::vector<float>{5, 5, 5}));
 }
 
 TEST(Pth, BareStateDictAndStateDictKey) {
@@ -261,7 +263,7 @@ TEST(Pth, BareStateDictAndStateDictKey) {
     if (*wrap) p.op('s');
     const PthContents pc = read_mem(make_zip({{"x/data.pkl", p.stop()}, {"x/data/0", f32_bytes({7, 8})}}));
     EXPECT_EQ(pc.layout, *wrap ? "{'state_dict': ...}" : "bare state dict");
-    EXPECT_EQ(pc.tensors.at("a").f, (std::vector<float>{7, 8}));
+    EXPECT_EQ(plain(pc.tensors.at("a").f), (std::vector<float>{7, 8}));
   }
 }
 
@@ -394,7 +396,7 @@ TEST(PthErrors, MarkFloodAndStrideZeroViewsAreBounded) {
   expect_error([&] { read_mem(one_tensor_pth(one, 1, 0, {4096, 4096}, {0, 0})); },
                {"tensor 'w'", "16777216 elements exceed what an archive of this size can hold"});
   // A few repeated elements stay within the budget: a stride-0 view is legal PyTorch (expand()).
-  EXPECT_EQ(read_mem(one_tensor_pth(one, 1, 0, {4}, {0})).tensors.at("w").f, (std::vector<float>{1, 1, 1, 1}));
+  EXPECT_EQ(plain(read_mem(one_tensor_pth(one, 1, 0, {4}, {0})).tensors.at("w").f), (std::vector<float>{1, 1, 1, 1}));
 }
 
 TEST(PthErrors, StorageShorterThanTheTensor) {
@@ -605,6 +607,36 @@ TEST(LoadWeights, EncoderOnlyAndMissingTensors) {
   missing.tensors["blocks.0.mlp.fc1.weight"].shape = {128, 16};
   expect_error([&] { std::vector<float> b(list.total); fill_params(missing, list, b.data(), false); },
                {"tensor 'blocks.0.mlp.fc1.weight' has shape (128, 16)", "expects (128, 32)"});
+}
+
+// load_pretrained's path (defer_reads): a safetensors file with official names is read straight into the buffer, one
+// copy instead of two; files whose names are renamed first ("module.", Hugging Face) are read as before. Either way
+// the same parameters.
+TEST(LoadWeights, DeferredReadsFillTheSameParams) {
+  const std::string official = fixture("cfgA.weights.safetensors");
+  const LoadedWeights d = load_weights_any(official, "", "", /*defer_reads=*/true);
+  ASSERT_TRUE(d.deferred);
+  for (const auto& [n, t] : d.tensors) EXPECT_TRUE(t.f.empty()) << n;
+  const ParamList list = make_mae_params(d.config);
+  std::vector<float> got(list.total, 0.f);
+  fill_params(d, list, got.data(), true);
+  EXPECT_EQ(got, params_from_safetensors(list));
+
+  TensorMap all = load_pth(fixture("tiny_official.pth"));
+  std::vector<TensorOut> outs;
+  for (const auto& [n, t] : all) outs.push_back({"module." + n, DType::F32, t.shape, t.f.data()});
+  const std::string ddp = tmp_path("ddp_names.safetensors");
+  write_safetensors(ddp, outs, {{"config", cfgA_json()}});
+  const LoadedWeights m = load_weights_any(ddp, "", "", true);
+  EXPECT_FALSE(m.deferred);
+  std::vector<float> got2(list.total, 0.f);
+  fill_params(m, list, got2.data(), true);
+  EXPECT_EQ(got2, got);
+  // A shape error still names the tensor, with nothing read.
+  const LoadedWeights wrong = load_weights_any(official, "mae_vit_fmnist_small", "", true);
+  const ParamList wl = make_mae_params(wrong.config);
+  std::vector<float> buf(wl.total);
+  expect_error([&] { fill_params(wrong, wl, buf.data(), false); }, {"cfgA.weights.safetensors", "pos_embed has shape"});
 }
 
 }  // namespace

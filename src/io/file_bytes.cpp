@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/limits.h"
+#include "core/sanitizer.h"
 
 namespace mae::io {
 
@@ -35,19 +36,9 @@ Bytes read_file_bytes(const std::string& path) {
     ::close(fd);
     fail(path, ": not a regular file or a pipe (a device or socket)");
   }
-  // Under AddressSanitizer (GCC says so by __SANITIZE_ADDRESS__, clang by __has_feature) read into an exact-size
-  // heap buffer, so that overruns are reported instead of reading a mapping's zero tail.
-#if defined(__SANITIZE_ADDRESS__)
-  constexpr bool use_mmap = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  constexpr bool use_mmap = false;
-#else
-  constexpr bool use_mmap = true;
-#endif
-#else
-  constexpr bool use_mmap = true;
-#endif
+  // Under AddressSanitizer read into an exact-size heap buffer, so that overruns are reported instead of reading a
+  // mapping's zero tail.
+  constexpr bool use_mmap = !kAddressSanitizer;
   if (use_mmap && S_ISREG(st.st_mode) && st.st_size > 0) {
     const size_t size = static_cast<size_t>(st.st_size);
     void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);

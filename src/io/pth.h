@@ -13,15 +13,19 @@
 #include <string>
 #include <vector>
 
+#include "core/host_alloc.h"
 #include "io/safetensors.h"  // DType
 #include "io/zip_reader.h"
 
 namespace mae::io {
 
+// Weights read from files: big (ViT-B/16: 447 MB), so in huge-page memory (core/host_alloc.h).
+using Floats = std::vector<float, HostAllocator<float>>;
+
 struct Tensor {
   DType dtype = DType::F32;    // as stored in the file
   std::vector<int64_t> shape;  // {} = scalar
-  std::vector<float> f;        // floating dtypes, converted to float (row-major)
+  Floats f;                    // floating dtypes, converted to float (row-major)
   std::vector<int64_t> i;      // integer and bool dtypes, widened (row-major)
 
   bool is_float() const { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::F64; }

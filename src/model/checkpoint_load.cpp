@@ -33,15 +33,23 @@ std::vector<uint8_t> head_of(const std::string& path, size_t n) {
   return h;
 }
 
-io::TensorMap read_safetensors(const io::SafeTensorsReader& r) {
+// defer: float tensors get their dtype and shape only; fill_params reads their values from the file.
+io::TensorMap read_safetensors(const io::SafeTensorsReader& r, bool defer) {
   io::TensorMap m;
   for (const std::string& n : r.names()) {
     if (starts(n, "optim.") || starts(n, "grad.")) continue;  // a training checkpoint's moments and gradients
     const io::TensorEntry& e = r.entry(n);
     io::Tensor t;
     t.dtype = e.dtype;
-    if (t.is_float()) t.f = r.read_f32(n, &t.shape);
-    else t.i = r.read_i64(n, &t.shape);
+    if (t.is_float()) {
+      t.shape = e.shape;
+      if (!defer) {
+        t.f.resize(size_t(e.numel()));
+        r.read_f32(n, t.f.data(), e.shape);
+      }
+    } else {
+      t.i = r.read_i64(n, &t.shape);
+    }
     m.emplace(n, std::move(t));
   }
   return m;
@@ -124,7 +132,8 @@ std::string weights_file_of(const std::string& path) {
              "`mae convert --to hf` writes)");
 }
 
-LoadedWeights load_weights_any(const std::string& given, const std::string& model, const std::string& config_arg) {
+LoadedWeights load_weights_any(const std::string& given, const std::string& model, const std::string& config_arg,
+                               bool defer_reads) {
   const std::string path = weights_file_of(given);
   LoadedWeights w;
   w.path = path;
@@ -137,10 +146,18 @@ LoadedWeights load_weights_any(const std::string& given, const std::string& mode
     args = std::move(pc.args);
     pth_config = std::move(pc.config);
   } else if (head.size() >= 9 && head[8] == '{') {
-    io::SafeTensorsReader r(path);
-    w.tensors = read_safetensors(r);
+    auto r = std::make_shared<const io::SafeTensorsReader>(path);
+    w.tensors = read_safetensors(*r, defer_reads);
+    if (defer_reads) {
+      // Only official names are read in place; DDP's "module." prefix and Hugging Face names are renamed (and q/k/v
+      // stacked) below, which needs the values.
+      bool plain = true;
+      for (const auto& [n, t] : w.tensors) plain &= !starts(n, "module.");
+      if (plain && io::detect_style(w.tensors, path) == io::NameStyle::Official) w.deferred = r;
+      else w.tensors = read_safetensors(*r, false);
+    }
     w.format = "safetensors";
-    meta = r.metadata();
+    meta = r->metadata();
     w.metadata = meta;
   } else {
     fail(path, ": not a checkpoint: neither safetensors nor a PyTorch (torch.save ZIP) file");
@@ -239,7 +256,11 @@ void fill_params(const LoadedWeights& w, const ParamList& list, float* dst, bool
       fail(w.path, ": tensor '", s.name, "' has shape ", shape_str(t.shape), " but the model (config from ",
            w.config_source, ") expects ", shape_str(s.shape));
     if (!t.is_float()) fail(w.path, ": tensor '", s.name, "' holds ", io::dtype_name(t.dtype), ", not floating point");
-    if (dst) std::copy(t.f.begin(), t.f.end(), dst + s.offset);
+    if (!dst) continue;
+    if (w.deferred && t.f.size() != size_t(t.numel()))
+      w.deferred->read_f32(s.name, dst + s.offset, s.shape);  // straight from the file (load_weights_any defer_reads)
+    else
+      std::copy(t.f.begin(), t.f.end(), dst + s.offset);
   }
 }
 

@@ -36,7 +36,7 @@ class GraphBuilder {
   // A tensor of the checkpoint as it is.
   std::string weight(const std::string& name) {
     const io::Tensor& t = sd_.at(name);
-    return constant(name, t.shape, t.f);
+    return constant(name, t.shape, {t.f.begin(), t.f.end()});
   }
   // nn.Linear: x @ weightᵀ + bias, with weightᵀ stored (in, out) so that MatMul broadcasts over (batch, tokens).
   std::string linear(const std::string& x, const std::string& prefix, const std::string& out = "") {

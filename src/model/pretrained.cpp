@@ -82,7 +82,7 @@ Normalization checkpoint_normalization(const std::string& path, int channels, st
 }
 
 Pretrained load_pretrained(const std::string& path, const std::string& model_name, bool need_decoder) {
-  LoadedWeights w = load_weights_any(path, model_name);
+  LoadedWeights w = load_weights_any(path, model_name, "", /*defer_reads=*/true);
   Pretrained p;
   p.path = path;
   p.format = w.format;
@@ -90,7 +90,7 @@ Pretrained load_pretrained(const std::string& path, const std::string& model_nam
   p.config = w.config;
   p.has_decoder = w.has_decoder;
   const ParamList list = make_mae_params(p.config);
-  p.params.assign(list.total, 0.0f);
+  p.params.resize(list.total);
   fill_params(w, list, p.params.data(), need_decoder);
   // NaN/Inf weights (a diverged run's file) would give black reconstructions and NaN features without a word.
   for (const ParamSpec& s : list.specs)

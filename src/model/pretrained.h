@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/host_alloc.h"
 #include "data/dataset.h"
 #include "model/config.h"
 #include "model/inference_model.h"
@@ -15,7 +16,8 @@ struct Pretrained {
   std::string path, format, config_source;
   ModelConfig config;
   bool has_decoder = false;
-  std::vector<float> params;  // flat buffer laid out by make_mae_params(config); decoder zero when absent
+  // Flat buffer laid out by make_mae_params(config); decoder zero when absent. Huge-page memory (core/host_alloc.h).
+  std::vector<float, HostAllocator<float>> params;
   Normalization norm;         // per model channel, in [0, 1] pixel units
   std::string norm_source;    // where norm came from, for the log line
 

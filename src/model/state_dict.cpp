@@ -84,7 +84,8 @@ StateDict load_state_dict(const std::string& path, const std::string& model_name
     if (auto it = w.tensors.find(name); it != w.tensors.end() && it->second.is_float()) return take(name);
     io::Tensor t;
     t.shape = shape;
-    t.f = sincos_pos_embed_2d(dim, sd.config.grid(), sd.config.grid(), true);
+    const std::vector<float> v = sincos_pos_embed_2d(dim, sd.config.grid(), sd.config.grid(), true);
+    t.f.assign(v.begin(), v.end());
     sd.order.push_back(name);
     sd.tensors[name] = std::move(t);
   };

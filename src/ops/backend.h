@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/host_alloc.h"
 #include "ops/cpu/precision.h"
 #include "ops/device_spec.h"
 #include "ops/op_profile.h"
@@ -63,22 +64,15 @@ namespace mae {
     return ns::op<T>(std::forward<A>(args)...);       \
   }
 
-// Host memory: 64-byte aligned, zero-filled. From calloc, whose large blocks come straight from mmap: their pages
-// are zero already and cost nothing until first touched, so buffers a run never uses (an encoder-only run's decoder
-// activations) take no memory and no time (on some VMs a first touch runs at ~300 MB/s), and those it fills
-// (weights copied in) are touched once instead of twice. The block's start is kept just before the aligned pointer.
+// Host memory: 64-byte aligned, zero-filled (core/host_alloc.h: big blocks mapped with huge pages asked for). Their
+// pages are zero already and cost nothing until first touched, so buffers a run never uses (an encoder-only run's
+// decoder activations) take no memory and no time, and those it fills (weights copied in) are touched once.
 struct HostMemory {
   template <class T> static T* alloc(size_t n) {
-    const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64 + 64;
-    void* raw = std::calloc(bytes + 64 + sizeof(void*), 1);
-    if (!raw) throw std::bad_alloc();
-    const uintptr_t p = (reinterpret_cast<uintptr_t>(raw) + sizeof(void*) + 63) & ~uintptr_t(63);
-    reinterpret_cast<void**>(p)[-1] = raw;
-    return reinterpret_cast<T*>(p);
+    if (n > SIZE_MAX / sizeof(T) / 2) throw std::bad_alloc();
+    return static_cast<T*>(host_alloc_zeroed(n * sizeof(T)));
   }
-  static void release(void* p) {
-    if (p) std::free(static_cast<void**>(p)[-1]);
-  }
+  static void release(void* p) { host_free(p); }
   template <class T> static void zero(T* p, size_t n) { std::memset(p, 0, n * sizeof(T)); }
   template <class T> static void upload(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }
   template <class T> static void download(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }
@@ -87,11 +81,9 @@ struct HostMemory {
   struct PrecisionScope {
     explicit PrecisionScope(Precision) {}
   };
-  // Inference forwards with unchanging weights (ops/device_spec.h new_weights_version): nothing to reuse here;
-  // CpuBackend keeps its bf16 weight copies in it (cpu::FrozenWeightsScope).
-  struct FrozenWeights {
-    explicit FrozenWeights(uint64_t) {}
-  };
+  // Nothing to reuse between inference forwards here; CpuBackend keeps its bf16 weight copies in a
+  // cpu::FrozenWeightsScope.
+  using FrozenWeights = NoFrozenWeights;
   // Benchmarks and profiles (mae bench): host work is done when the call returns; wall time per op.
   static void synchronize() {}
   static size_t peak_allocated_bytes() { return 0; }

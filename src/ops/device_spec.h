@@ -30,6 +30,11 @@ class PrecisionScopeOf {
 // opens no such scope (an optimizer changes the weights in place between forwards).
 uint64_t new_weights_version();
 
+// The FrozenWeights of a backend that keeps no copies of the weights between forwards.
+struct NoFrozenWeights {
+  explicit NoFrozenWeights(uint64_t) {}
+};
+
 struct DeviceSpec {
   Device device = Device::cpu;
   Precision precision = Precision::fp32;

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "core/host_alloc.h"
+
 namespace mae::cpu {
 
 void to_bf16(uint16_t* out, const float* in, size_t n) {
@@ -12,7 +14,7 @@ void to_bf16(uint16_t* out, const float* in, size_t n) {
 }
 
 uint16_t* bf16_scratch(Bf16Slot slot, size_t n) {
-  thread_local std::vector<uint16_t> buf[2];
+  thread_local std::vector<uint16_t, HostAllocator<uint16_t>> buf[2];
   if (buf[slot].size() < n) buf[slot].resize(n);
   return buf[slot].data();
 }

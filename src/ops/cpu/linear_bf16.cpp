@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/host_alloc.h"
 #include "ops/cpu/bf16.h"
 #include "ops/cpu/dnnl_matmul.h"
 #include "ops/cpu/precision.h"
@@ -23,13 +24,13 @@ using dnnl_mm::Operand;
 // never change.
 const uint16_t* weights_bf16(const float* W, size_t n, bool forward) {
   struct Copy {
-    std::vector<uint16_t> bits;
+    std::vector<uint16_t, HostAllocator<uint16_t>> bits;  // huge pages (a ViT-B/16 MLP weight: 4.7 MB)
     uint64_t version = 0;  // frozen_weights_version() when it was made
   };
   thread_local std::unordered_map<const float*, Copy> cache;
   if (cache.size() > 4096 && !cache.count(W)) cache.clear();  // bound it for processes that build many models
   Copy& c = cache[W];
-  const std::vector<uint16_t>& b = c.bits;
+  const auto& b = c.bits;
   const bool same = b.size() == n && b[0] == to_bf16(W[0]) && b[n / 2] == to_bf16(W[n / 2]) &&
                     b[n - 1] == to_bf16(W[n - 1]);
   const uint64_t version = frozen_weights_version();

@@ -60,9 +60,7 @@ template <class T_> struct CudaBackend : CudaMemory {
   static void graph_abort() { cuda::graph_abort(); }
 
   using PrecisionScope = cuda::PrecisionScope;
-  struct FrozenWeights {  // the CUDA linear layers round their weights on every call (ops/cuda/linear.cu)
-    explicit FrozenWeights(uint64_t) {}
-  };
+  using FrozenWeights = NoFrozenWeights;  // the CUDA linear layers round their weights on every call (cuda/linear.cu)
   // Benchmarks and profiles (mae bench): wait for the stream; events around each op.
   static void synchronize() { cuda::synchronize(); }
   static std::string device_name() { return cuda::device_name(); }
