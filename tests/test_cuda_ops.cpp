@@ -5,6 +5,9 @@
 // one-kernel AdamW, and the whole model on CudaBackend against the committed PyTorch fixtures (as test_parity does on
 // the CPU). Tolerances: fp32 ‖cuda − cpu‖ / ‖cpu‖ ≤ 1e-5 (0 for the patch gathers); bf16 GEMMs ≤ 1e-2.
 // Without a device (or a driver) every test is skipped.
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -80,6 +83,31 @@ class Cuda : public ::testing::Test {
 };
 
 #define EXPECT_REL(got, want, tol) EXPECT_LE(rel_l2(got, want), tol) << #got
+
+// cuBLAS/cuBLASLt are loaded on first use (src/ops/cuda/cublas_dl.cu), not at start: the process has not loaded them
+// until a cuBLAS function is called (this test comes first in the file, so it runs before the others when they share
+// a process); then the forwarders reach the library's own (host-side descriptor calls that need no device: this runs
+// wherever the CUDA backend is built).
+TEST(CublasLoading, OnFirstUseOnly) {
+  const std::string lt = "libcublasLt.so." + std::to_string(CUBLAS_VER_MAJOR);
+  EXPECT_EQ(dlopen(lt.c_str(), RTLD_NOW | RTLD_NOLOAD), nullptr) << lt << " was loaded at start";
+  EXPECT_STREQ(cublasGetStatusString(CUBLAS_STATUS_SUCCESS), "cuBLAS not loaded");
+  cublasLtMatmulPreference_t pref = nullptr;
+  ASSERT_EQ(cublasLtMatmulPreferenceCreate(&pref), CUBLAS_STATUS_SUCCESS);
+  const size_t ws = 1 << 20;
+  EXPECT_EQ(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cublasLtMatmulPreferenceDestroy(pref), CUBLAS_STATUS_SUCCESS);
+  cublasLtMatrixLayout_t layout = nullptr;
+  EXPECT_EQ(cublasLtMatrixLayoutCreate(&layout, CUDA_R_32F, 4, 3, 4), CUBLAS_STATUS_SUCCESS);
+  EXPECT_NE(layout, nullptr);
+  EXPECT_NE(dlopen(lt.c_str(), RTLD_NOW | RTLD_NOLOAD), nullptr);
+  // Once cuBLAS itself is loaded, its own status strings.
+  cublasHandle_t h = nullptr;
+  (void)cublasCreate(&h);  // fails without a device; loads the library either way
+  EXPECT_STRNE(cublasGetStatusString(CUBLAS_STATUS_NOT_INITIALIZED), "cuBLAS not loaded");
+}
+
 
 TEST_F(Cuda, DeviceInfo) {
   const std::string name = cuda::device_name();
@@ -313,3 +341,4 @@ TEST_F(Cuda, InferenceModelMatchesCpu) {
 }
 
 }  // namespace
+
