@@ -73,24 +73,29 @@ for t in "${TARGETS[@]}"; do
   set +e
   start=$(date +%s)
   # In a subshell whose `times` then gives the fuzzer's CPU seconds: on a busy machine a run gets less CPU than
-  # wall time, and both are recorded.
+  # wall time, and both are recorded. Log and times per run ($$): two runs of one target at once (sharing the
+  # corpus) must not write into each other's log.
+  log="$dir/run.$$.log"
   ( "$OUT/bin/$t" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=30 -report_slow_units=20 \
       -print_final_stats=1 -dict="$SRC/fuzz/readers.dict" -artifact_prefix="$dir/crashes/" "$@" corpus \
-      >"$dir/last_run.log" 2>&1
+      >"$log" 2>&1
     r=$?
-    times >"$dir/times.txt"
+    times >"$dir/times.$$.txt"
     exit $r )
   rc=$?
   secs=$(( $(date +%s) - start ))  # what it ran, which is less than SECS when it stopped on a finding
   # children's "user sys" line, e.g. "3m2.100s 0m1.000s" → whole seconds
-  cpu=$(sed -n 2p "$dir/times.txt" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t }')
+  cpu=$(sed -n 2p "$dir/times.$$.txt" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t }')
+  rm -f "$dir/times.$$.txt"
+  mv "$log" "$dir/last_run.log"
   set -e
-  execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' last_run.log | grep -oE '[0-9]+$' || echo 0)
-  cov=$(grep -oE 'cov: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
-  ft=$(grep -oE 'ft: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
+  # grep -a: a unit's bytes echoed into the log (a crash report) make grep call the file binary and print nothing
+  execs=$(grep -aoE 'stat::number_of_executed_units: [0-9]+' last_run.log | grep -oE '[0-9]+$' || echo 0)
+  cov=$(grep -aoE 'cov: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
+  ft=$(grep -aoE 'ft: [0-9]+' last_run.log | tail -1 | grep -oE '[0-9]+' || echo 0)
   bad=$(ls crashes | grep -cE '^(crash|leak|oom|timeout)-' || true)
   # (|| true: under pipefail a log without such lines — an interrupted run — would end the script unrecorded)
-  [ "$rc" != 0 ] && { status=1; grep -E "ERROR|SUMMARY|FUZZ_CHECK|Test unit written" last_run.log | head -5 || true; }
+  [ "$rc" != 0 ] && { status=1; grep -aE "ERROR|SUMMARY|FUZZ_CHECK|Test unit written" last_run.log | head -5 || true; }
   [ "$bad" != 0 ] && status=1
   line="$(date -u +%FT%TZ)	$t	$secs	$execs	$cov	$ft	$(ls corpus | wc -l)	$bad	rc=$rc	cpu=$cpu"
   echo "$line" >>"$OUT/runs.tsv"
