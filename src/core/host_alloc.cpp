@@ -26,7 +26,7 @@ struct Header {
 }  // namespace
 
 void* host_alloc_zeroed(size_t bytes) {
-  if (bytes > SIZE_MAX / 2) throw std::bad_alloc();
+  if (bytes > kHostAllocMaxBytes) throw std::bad_alloc();
   if (kMapBigBlocks && bytes >= kHuge) {
     // Room for the header before a 2 MiB boundary, and the tail rounded to whole huge pages.
     const size_t len = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;

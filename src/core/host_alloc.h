@@ -9,13 +9,21 @@
 // (an encoder-only run's decoder) take no memory. Small blocks come from calloc.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <new>
 
 namespace mae {
 
-// Zero-filled, 64-byte aligned; never null (throws std::bad_alloc). Free with host_free.
+// Zero-filled, 64-byte aligned; never null (throws std::bad_alloc, also past kHostAllocMaxBytes). Free with host_free.
+constexpr size_t kHostAllocMaxBytes = SIZE_MAX / 2;
 void* host_alloc_zeroed(size_t bytes);
 void host_free(void* p);
+
+// n zero-filled T: the count checked against the same limit before it is multiplied.
+template <class T> T* host_alloc_array(size_t n) {
+  if (n > kHostAllocMaxBytes / sizeof(T)) throw std::bad_alloc();
+  return static_cast<T*>(host_alloc_zeroed(n * sizeof(T)));
+}
 
 // A std allocator on host_alloc_zeroed, for the big std::vectors (weights read from files): their pages fault in
 // 2 MiB at a time. (Value-initialisation still writes its zeros: skipping it would be wrong for a vector that
@@ -24,10 +32,7 @@ template <class T> struct HostAllocator {
   using value_type = T;
   HostAllocator() = default;
   template <class U> HostAllocator(const HostAllocator<U>&) {}
-  T* allocate(size_t n) {
-    if (n > size_t(-1) / sizeof(T) - 64) throw std::bad_alloc();
-    return static_cast<T*>(host_alloc_zeroed(n * sizeof(T)));
-  }
+  T* allocate(size_t n) { return host_alloc_array<T>(n); }
   void deallocate(T* p, size_t) { host_free(p); }
   template <class U> bool operator==(const HostAllocator<U>&) const { return true; }
 };

@@ -68,10 +68,7 @@ namespace mae {
 // pages are zero already and cost nothing until first touched, so buffers a run never uses (an encoder-only run's
 // decoder activations) take no memory and no time, and those it fills (weights copied in) are touched once.
 struct HostMemory {
-  template <class T> static T* alloc(size_t n) {
-    if (n > SIZE_MAX / sizeof(T) / 2) throw std::bad_alloc();
-    return static_cast<T*>(host_alloc_zeroed(n * sizeof(T)));
-  }
+  template <class T> static T* alloc(size_t n) { return host_alloc_array<T>(n); }
   static void release(void* p) { host_free(p); }
   template <class T> static void zero(T* p, size_t n) { std::memset(p, 0, n * sizeof(T)); }
   template <class T> static void upload(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }

@@ -10,6 +10,7 @@
 #include <cublas_v2.h>
 #include <dlfcn.h>
 
+#include <atomic>
 #include <mutex>
 #include <string>
 
@@ -19,6 +20,8 @@ namespace mae::cuda {
 namespace {
 
 enum Lib { kBlas, kBlasLt };
+
+std::atomic<bool> loaded[2];  // set once library() has its handle (cublasGetStatusString asks, without loading)
 
 // The library's handle; the soname carries the major version we were compiled against (libcublas.so.13). The
 // executable's RUNPATH (the toolkit's lib folder, as for libcudart) and LD_LIBRARY_PATH are searched; the folder the
@@ -37,6 +40,7 @@ void* library(Lib which) {
       fail("the CUDA backend needs ", name, " (cuBLAS, from the CUDA toolkit) and cannot load it: ", dlerror(),
            " (set LD_LIBRARY_PATH to the toolkit's lib folder, or run on the CPU: --device cpu)");
     handles[which] = h;
+    loaded[which].store(true, std::memory_order_release);
   });
   return handles[which];
 }
@@ -63,8 +67,7 @@ extern "C" {
 cublasStatus_t CUBLASWINAPI cublasCreate_v2(cublasHandle_t* handle) { MAE_FORWARD(kBlas, cublasCreate_v2, handle); }
 const char* CUBLASWINAPI cublasGetStatusString(cublasStatus_t status) {
   // Called to word an error: it must not fail itself when the library is missing.
-  if (!dlopen(("libcublas.so." + std::to_string(CUBLAS_VER_MAJOR)).c_str(), RTLD_NOW | RTLD_NOLOAD))
-    return "cuBLAS not loaded";
+  if (!mae::cuda::loaded[mae::cuda::kBlas].load(std::memory_order_acquire)) return "cuBLAS not loaded";
   MAE_FORWARD(kBlas, cublasGetStatusString, status);
 }
 cublasStatus_t CUBLASWINAPI cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
