@@ -355,9 +355,46 @@ TEST(Features, ComputeFeaturesEqualsForwardEncoderRows) {
       }
     }
   }
-  auto masked = load_pretrained(kA, "", false).make_model(2, 0.5);
+  const Pretrained pa = load_pretrained(kA, "", false);
+  auto masked = pa.make_model(2, 0.5);
   EXPECT_THROW(compute_features(*masked, *ds, eval_transform(masked->config(), fashion_mnist_normalization()), false),
                Error);
+}
+
+// On the CPU every model of one checkpoint reads Pretrained::params in place (mae serve keeps several: batch sizes,
+// mask ratios): a change to them shows in every model's next forward, and the models refuse other weights.
+TEST(Pretrained, CpuModelsShareTheWeights) {
+  Pretrained pt = load_pretrained(kA, "", false);
+  auto m1 = pt.make_model(1, 0.0), m2 = pt.make_model(2, 0.0);
+  const ModelConfig& c = pt.config;
+  const size_t L = size_t(c.num_patches()), D = size_t(c.embed_dim);
+  std::vector<float> img(size_t(2) * c.in_chans * c.img_size * c.img_size), noise(2 * L);
+  for (size_t i = 0; i < img.size(); i++) img[i] = float(i % 17) / 17.0f - 0.5f;
+  for (size_t l = 0; l < 2 * L; l++) noise[l] = float(l % L) / float(L);
+  auto first_row = [&](InferenceModel& m) {
+    const float* lat = m.forward_encoder(img.data(), noise.data());  // (B, 1+L, D): sample 0's cls row
+    return std::vector<float>(lat, lat + D);
+  };
+  auto expect_shifted = [&](const std::vector<float>& got, const std::vector<float>& base, float by) {
+    ASSERT_EQ(got.size(), base.size());
+    for (size_t d = 0; d < got.size(); d++) ASSERT_NEAR(got[d], base[d] + by, 1e-5) << d;
+  };
+  const std::vector<float> a1 = first_row(*m1);
+  expect_shifted(first_row(*m2), a1, 0.0f);
+  // norm.bias is added after the final LayerNorm: +1 there moves every latent value by 1
+  const ParamSpec& nb = m1->params().find("norm.bias");
+  const std::vector<float> saved(pt.params.begin() + nb.offset, pt.params.begin() + nb.offset + nb.numel);
+  for (size_t i = 0; i < nb.numel; i++) pt.params[nb.offset + i] += 1.0f;
+  expect_shifted(first_row(*m1), a1, 1.0f);
+  expect_shifted(first_row(*m2), a1, 1.0f);
+  EXPECT_THROW(m1->set_params(pt.params.data()), Error);
+  EXPECT_THROW(m2->init(1), Error);
+  // A model without shared weights takes them by set_params (a copy): later changes do not reach it.
+  auto own = make_inference_model(c, 1, 0.0);
+  own->set_params(pt.params.data());
+  std::copy(saved.begin(), saved.end(), pt.params.begin() + nb.offset);
+  expect_shifted(first_row(*own), a1, 1.0f);
+  expect_shifted(first_row(*m1), a1, 0.0f);
 }
 
 // ------------------------------------------------------------------------------------------------------ CLI

@@ -77,9 +77,8 @@ std::vector<float> compute_features(InferenceModel& model, const Dataset& ds,
 std::vector<float> compute_features(const ModelConfig& cfg, const float* params, const Dataset& ds,
                                     const TransformConfig& transform, bool global_pool, int batch, int num_workers,
                                     const FeatureProgress& progress) {
-  auto model =
-      make_inference_model(cfg, std::max(1, int(std::min<size_t>(batch, std::max<size_t>(ds.size(), 1)))), 0.0);
-  model->set_params(params);
+  auto model = make_inference_model(cfg, std::max(1, int(std::min<size_t>(batch, std::max<size_t>(ds.size(), 1)))),
+                                    0.0, {}, params);
   return compute_features(*model, ds, transform, global_pool, num_workers, progress);
 }
 

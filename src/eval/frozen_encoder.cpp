@@ -41,7 +41,7 @@ FrozenEncoder::FrozenEncoder(const EncoderSpec& spec, int batch) : batch_(batch)
   bool have_file = !spec.checkpoint.empty();
   if (have_file) {
     reject_probe_checkpoint(spec.checkpoint, "--checkpoint");
-    w = load_weights_any(spec.checkpoint, spec.model);
+    w = load_weights_any(spec.checkpoint, spec.model, "", /*defer_reads=*/true);  // read once, into host_params_
     cfg_ = w.config;
   } else if (!spec.model.empty()) {
     cfg_ = preset(spec.model);
@@ -49,18 +49,19 @@ FrozenEncoder::FrozenEncoder(const EncoderSpec& spec, int batch) : batch_(batch)
     fail("no encoder: give --checkpoint (or --model NAME with --random_init)");
   }
   cfg_.validate(have_file ? spec.checkpoint : "--model " + spec.model);
-  model_ = make_inference_model(cfg_, batch, 0.0, spec.device);
-  host_params_.assign(model_->params().total, 0.0f);
+  const ParamList plist = make_mae_params(cfg_);
+  host_params_.assign(plist.total, 0.0f);
   if (spec.random_init) {
     // The same initialisation `mae pretrain --seed` starts from (step 0 of pretraining).
+    model_ = make_inference_model(cfg_, batch, 0.0, spec.device);
     model_->init(Rng::derive(spec.seed, stream::init));
     model_->get_params(host_params_.data());
     desc_ = "random init (official initialize_weights, seed " + std::to_string(spec.seed) + ") with the config of " +
             (have_file ? spec.checkpoint : "--model " + spec.model);
   } else {
     if (!have_file) fail("--model alone gives no weights: add --checkpoint, or --random_init for a random encoder");
-    fill_params(w, model_->params(), host_params_.data(), /*need_decoder=*/false);
-    model_->set_params(host_params_.data());
+    fill_params(w, plist, host_params_.data(), /*need_decoder=*/false);
+    model_ = make_inference_model(cfg_, batch, 0.0, spec.device, host_params_.data());
     desc_ = spec.checkpoint + " (" + w.format + ", config from " + w.config_source + ")";
   }
   const int L = cfg_.num_patches();

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/host_alloc.h"
+
 #include "data/dataset.h"
 #include "data/transforms.h"
 #include "eval/features.h"
@@ -51,8 +53,9 @@ class FrozenEncoder {
   ModelConfig cfg_;
   int batch_;
   std::string desc_;
+  // The weights as loaded (fingerprint); on the CPU model_ reads them in place (declared first: they outlive it).
+  std::vector<float, HostAllocator<float>> host_params_;
   std::unique_ptr<InferenceModel> model_;
-  std::vector<float> host_params_;  // the weights as loaded (fingerprint)
   std::vector<float> noise_;  // (B, L): l / L, increasing along L
   std::vector<float> pad_;    // (B, C, S, S) for a final partial batch
 };

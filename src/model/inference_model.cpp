@@ -14,8 +14,13 @@ namespace {
 
 template <class Bk> class InferenceModelOn final : public InferenceModel {
  public:
-  InferenceModelOn(const ModelConfig& cfg, int batch, double mask_ratio, Precision precision)
-      : m_(cfg, batch, mask_ratio, ModelMode::inference), precision_(precision) {}
+  // weights (may be null): on the host the model reads them in place; on a device they are uploaded.
+  InferenceModelOn(const ModelConfig& cfg, int batch, double mask_ratio, Precision precision, const float* weights)
+      : m_(cfg, batch, mask_ratio, ModelMode::inference, kHostBk<Bk> ? const_cast<float*>(weights) : nullptr),
+        precision_(precision),
+        shared_(kHostBk<Bk> && weights) {
+    if (weights && !shared_) Bk::upload(m_.params_data(), weights, m_.params().total);
+  }
 
   const ModelConfig& config() const override { return m_.config(); }
   const ParamList& params() const override { return m_.params(); }
@@ -26,11 +31,13 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
 
   // Bk::upload/download: a memcpy on the CPU
   void set_params(const float* host) override {
+    MAE_CHECK(!shared_, "set_params on a model that reads shared weights");
     Bk::upload(m_.params_data(), host, m_.params().total);
     version_ = new_weights_version();
   }
   void get_params(float* host) const override { Bk::download(host, m_.params_data(), m_.params().total); }
   void init(uint64_t seed) override {
+    MAE_CHECK(!shared_, "init on a model that reads shared weights");
     m_.init(seed);
     version_ = new_weights_version();
   }
@@ -63,6 +70,7 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
 
   MaeModel<Bk> m_;
   const Precision precision_;
+  const bool shared_;  // m_ reads the weights given at construction, in place
   uint64_t version_ = new_weights_version();  // of the weights in m_ (set_params, init)
   Staged<Bk> imgs_;                                            // the batch in the backend's memory
   const float *pred_ = nullptr, *mask_ = nullptr;              // results of the last forward, host
@@ -72,9 +80,9 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
 }  // namespace
 
 std::unique_ptr<InferenceModel> make_inference_model(const ModelConfig& cfg, int batch, double mask_ratio,
-                                                     const DeviceSpec& spec) {
+                                                     const DeviceSpec& spec, const float* weights) {
   return with_backend(spec, [&]<class Bk>() -> std::unique_ptr<InferenceModel> {
-    return std::make_unique<InferenceModelOn<Bk>>(cfg, batch, mask_ratio, spec.precision);
+    return std::make_unique<InferenceModelOn<Bk>>(cfg, batch, mask_ratio, spec.precision, weights);
   });
 }
 

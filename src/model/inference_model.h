@@ -37,7 +37,10 @@ class InferenceModel {
 };
 
 // On the backend of `spec` (ops/dispatch.h), built for inference (no gradients), computing at its precision.
+// weights (params().total floats, make_mae_params layout), if given: on the CPU the model reads them where they are
+// — no copy; they must outlive the model and stay unchanged, and its set_params/init are refused — on a GPU they are
+// uploaded. Without them the weights are zero until set_params or init.
 std::unique_ptr<InferenceModel> make_inference_model(const ModelConfig& cfg, int batch, double mask_ratio,
-                                                     const DeviceSpec& spec = {});
+                                                     const DeviceSpec& spec = {}, const float* weights = nullptr);
 
 }  // namespace mae

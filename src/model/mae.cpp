@@ -7,12 +7,15 @@
 #include "model/masking.h"
 #include "model/pos_embed.h"
 #include "ops/backend.h"
+#include "ops/staged.h"
 
 namespace mae {
 
 template <class Bk>
-MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, ModelMode mode)
+MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, ModelMode mode, T* shared_params)
     : cfg_(cfg), mode_(mode), plist_(make_mae_params(cfg)), B_(batch), mask_ratio_(mask_ratio) {
+  MAE_CHECK(!shared_params || (mode == ModelMode::inference && kHostBk<Bk>),
+            "shared weights are for inference on the host");
   cfg_.validate("model");
   if (batch <= 0) fail("batch size must be positive, got ", batch);
   if (!(mask_ratio >= 0.0 && mask_ratio < 1.0)) fail("mask_ratio must be in [0, 1), got ", mask_ratio);
@@ -23,7 +26,8 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, Mod
   const int D = cfg.embed_dim, E = cfg.decoder_embed_dim, C = cfg.in_chans;
   const size_t B = B_, L = L_, K = K_, P = P_;
 
-  params_ = Bk::template alloc<T>(plist_.total);
+  own_params_ = !shared_params;
+  params_ = own_params_ ? Bk::template alloc<T>(plist_.total) : shared_params;
   const bool train = mode == ModelMode::train;
   if (train) grads_ = Bk::template alloc<T>(plist_.total);
   auto pp = [&](const char* n) { return params_ + plist_.find(n).offset; };
@@ -96,7 +100,7 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, Mod
 }
 
 template <class Bk> MaeModel<Bk>::~MaeModel() {
-  Bk::release(params_);
+  if (own_params_) Bk::release(params_);
   Bk::release(grads_);
   Bk::release(arena_);
   delete[] ids_shuffle_;
@@ -106,6 +110,7 @@ template <class Bk> MaeModel<Bk>::~MaeModel() {
 }
 
 template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
+  MAE_CHECK(own_params_, "MaeModel::init on a model whose weights are shared");
   std::mt19937_64 rng(seed);
   auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * double(rng() >> 11) * 0x1.0p-53; };
   auto normal = [&]() {  // Box–Muller

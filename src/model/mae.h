@@ -18,7 +18,11 @@ template <class Bk> class MaeModel {
   using T = typename Bk::T;
 
   // ModelMode::inference: forward only (no gradients, no backward buffers, one activation set per block stack).
-  MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, ModelMode mode = ModelMode::train);
+  // shared_params (inference on a host backend only): the model reads its weights from this buffer (params().total
+  // values, make_mae_params layout), which must outlive it and stay unchanged, instead of a copy of its own; init()
+  // is then refused. Several models of one checkpoint (mae serve's batch sizes and mask ratios) share one set.
+  MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, ModelMode mode = ModelMode::train,
+           T* shared_params = nullptr);
   ~MaeModel();
   MaeModel(const MaeModel&) = delete;
   MaeModel& operator=(const MaeModel&) = delete;
@@ -87,6 +91,7 @@ template <class Bk> class MaeModel {
   const T* encode(const T* imgs);  // forward_encoder after the masking
 
   T* params_ = nullptr;
+  bool own_params_ = true;  // false: params_ is shared_params
   T* grads_ = nullptr;
   T* arena_ = nullptr;  // all activations and backward scratch
   size_t act_total_ = 0;

@@ -103,11 +103,9 @@ Pretrained load_pretrained(const std::string& path, const std::string& model_nam
 }
 
 std::unique_ptr<InferenceModel> Pretrained::make_model(int batch, double mask_ratio,
-                                                       const DeviceSpec& device) const {
-  auto m = make_inference_model(config, batch, mask_ratio, device);
-  MAE_CHECK(m->params().total == params.size());
-  m->set_params(params.data());
-  return m;
+                                                       const DeviceSpec& device) const& {
+  MAE_CHECK(make_mae_params(config).total == params.size());
+  return make_inference_model(config, batch, mask_ratio, device, params.data());
 }
 
 }  // namespace mae

@@ -21,9 +21,11 @@ struct Pretrained {
   Normalization norm;         // per model channel, in [0, 1] pixel units
   std::string norm_source;    // where norm came from, for the log line
 
-  // A model holding these weights, for `batch` images at `mask_ratio` (0: every patch kept, for features), on the
-  // CPU or (cuda) the GPU.
-  std::unique_ptr<InferenceModel> make_model(int batch, double mask_ratio, const DeviceSpec& device = {}) const;
+  // A model of these weights, for `batch` images at `mask_ratio` (0: every patch kept, for features), on the CPU or
+  // (cuda) the GPU. On the CPU it reads `params` in place (no copy: every model of one checkpoint shares them), so
+  // this Pretrained must outlive it (a temporary's model would not compile).
+  std::unique_ptr<InferenceModel> make_model(int batch, double mask_ratio, const DeviceSpec& device = {}) const&;
+  std::unique_ptr<InferenceModel> make_model(int, double, const DeviceSpec& = {}) const&& = delete;
 };
 
 // need_decoder: reconstruct needs one; an encoder-only file (mae_pretrain_vit_*.pth, or decoder* dropped) is then an
