@@ -516,6 +516,12 @@ TEST(NameMap, HuggingFaceConfig) {
   expect_error([&] { config_from_hf_json(with("image_size", nlohmann::json::array({224, 160})), "c"); }, {"not square"});
   EXPECT_EQ(config_from_hf_json(with("image_size", nlohmann::json::array({160, 160})), "c").img_size, 160);
   expect_error([&] { config_from_hf_json(with("num_attention_heads", 7), "c"); }, {"not divisible"});
+  // [h, w] values get the checks of plain ones (fuzzing found "hidden_size": [-0, 0] passed as 0: UB in mlp_hidden)
+  using nlohmann::json;
+  expect_error([&] { config_from_hf_json(with("hidden_size", json::array({-0, 0})), "c"); }, {"'hidden_size' = 0", "out of range"});
+  expect_error([&] { config_from_hf_json(with("patch_size", json::array({-16, -16})), "c"); }, {"'patch_size' = -16"});
+  expect_error([&] { config_from_hf_json(with("image_size", json::array({1.5, 1.5})), "c"); }, {"'image_size' must be an integer"});
+  expect_error([&] { config_from_hf_json(with("image_size", json::array({224, 224, 224})), "c"); }, {"not square"});
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -15,10 +15,15 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& wher
   auto bad = [&](const auto&... what) { fail(where, ": Hugging Face config: ", what...); };
   auto get_int = [&](const char* k, int def) {
     if (!j.contains(k)) return def;
-    const auto& v = j[k];
-    // image_size / patch_size may be [h, w]
-    if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[0] == v[1]) return v[0].get<int>();
-    if (v.is_array()) bad("'", k, "' ", v.dump(), " is not square (only square images and patches are supported)");
+    const nlohmann::json* pv = &j[k];
+    // image_size / patch_size may be [h, w]; the value then gets the same checks as a plain one (a fuzzer's
+    // "hidden_size": [-0, 0] passed as 0 and made mlp_ratio 3072 / 0)
+    if (pv->is_array()) {
+      if (pv->size() != 2 || (*pv)[0] != (*pv)[1])
+        bad("'", k, "' ", pv->dump(), " is not square (only square images and patches are supported)");
+      pv = &(*pv)[0];
+    }
+    const nlohmann::json& v = *pv;
     if (!v.is_number_integer()) bad("'", k, "' must be an integer");
     const int64_t x = v.get<int64_t>();
     if (x <= 0 || x > (1 << 24)) bad("'", k, "' = ", x, " is out of range");
