@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "core/host_alloc.h"
-
 #include "data/dataset.h"
 #include "data/transforms.h"
 #include "eval/features.h"
