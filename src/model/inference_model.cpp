@@ -37,7 +37,6 @@ template <class Bk> class InferenceModelOn final : public InferenceModel {
   }
   void get_params(float* host) const override { Bk::download(host, m_.params_data(), m_.params().total); }
   void init(uint64_t seed) override {
-    MAE_CHECK(!shared_, "init on a model that reads shared weights");
     m_.init(seed);
     version_ = new_weights_version();
   }
