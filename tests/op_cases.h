@@ -198,6 +198,17 @@ inline auto gelu(size_t n) {
            MAE_KERNEL { Bk::gelu_backward(a.grad(0), a.dout(0), a.in(0), n); });
 }
 
+// gelu with its backward through gelu_backward_recompute (the MLP backward's op): the gradient as gelu_backward's;
+// the recomputed output lands in the workspace (test_ops_dense.cpp checks it against gelu_forward).
+inline auto gelu_recompute(size_t n) {
+  return CaseSpec("gelu_recompute", {{"n", long(n)}})
+      .in("in", n, gelu_points())
+      .out("out", n)
+      .tmp("act", n)
+      .ops(MAE_KERNEL { Bk::gelu_forward(a.out(0), a.in(0), n); },
+           MAE_KERNEL { Bk::gelu_backward_recompute(a.tmp(0), a.grad(0), a.dout(0), a.in(0), n); });
+}
+
 // add: out (n) = a + b; out may alias either.
 inline auto add(size_t n) {
   return CaseSpec("add", {{"n", long(n)}})
@@ -405,6 +416,7 @@ template <class Emit> void for_each_case(Emit&& emit) {
     for (bool drop : {false, true}) emit(residual_layernorm(B, Tn, C, drop));
   emit(residual_layernorm(3, 7, 77, false));
   for (size_t n : {size_t(13), size_t(1001), size_t(197 * 768)}) emit(gelu(n));  // 197·768: tiny's MLP hidden
+  for (size_t n : {size_t(13), size_t(50 * 1536)}) emit(gelu_recompute(n));
   for (size_t n : {size_t(13), size_t(1001), size_t(3 * 197 * 192)}) emit(add(n));
   emit(residual_scale(3, 7));
   emit(residual_scale(7, 143));

@@ -219,8 +219,10 @@ TEST(Model, OpProfileCountsEveryCall) {
   EXPECT_EQ(by["linear_gelu_forward"].calls, blocks);
   // patch embed, qkv/proj/fc2 per block, decoder_embed, decoder_pred (fc1 is linear_gelu_forward)
   EXPECT_EQ(by["linear_forward"].calls, 1 + 3 * blocks + 2);
-  // backward: the same linears, fc1 included
-  EXPECT_EQ(by["linear_backward"].calls, 1 + 4 * blocks + 2);
+  // backward: the same linears, fc1 included, fc2's in two calls (input gradient, then weight gradient once the
+  // fused GELU pass has recomputed its input)
+  EXPECT_EQ(by["linear_backward"].calls, 1 + 5 * blocks + 2);
+  EXPECT_EQ(by["gelu_backward_recompute"].calls, blocks);
   EXPECT_EQ(by["masked_mse_forward"].calls, 1);
   for (const auto& [name, t] : by) EXPECT_GE(t.ms, 0.0) << name;
 }

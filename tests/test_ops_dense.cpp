@@ -140,6 +140,41 @@ TEST(Gelu, FloatCloseToDoubleEverywhere) {
   EXPECT_LT(worst_din, 1.0) << "gelu float backward: error / (3e-7 + 2e-6·|value|)";
 }
 
+TEST(Gelu, BackwardRecomputeIsForwardPlusBackward) {
+  // The fused op of the MLP backward: act what gelu_forward writes, din what gelu_backward adds, on every host
+  // backend, in float (the vectorised CPU kernel) and double, below and above the OpenMP threshold.
+  auto check = [&]<class T>() {
+    for_host_backends<T>([&]<class Bk>() {
+      for (size_t n : {size_t(7), size_t(40000)}) {
+        const std::vector<T> x = cast<T>(randn(n, 11, 2.5)), dout = cast<T>(randn(n, 12));
+        const std::vector<T> din0 = cast<T>(randn(n, 13));
+        std::vector<T> act(n, T(-7)), din = din0, want_act(n), want_din = din0;
+        Bk::gelu_forward(want_act.data(), x.data(), n);
+        Bk::gelu_backward(want_din.data(), dout.data(), x.data(), n);
+        Bk::gelu_backward_recompute(act.data(), din.data(), dout.data(), x.data(), n);
+        const std::string what = std::string(Bk::name) + (sizeof(T) == 4 ? " float" : " double") + " n " +
+                                 std::to_string(n);
+        // float: the same bits (the same inlined arithmetic); double: libm's erf/exp may be taken in their vector
+        // (libmvec) or scalar forms depending on how each loop vectorises, a few ulps apart.
+        const double tol = sizeof(T) == 4 ? 0.0 : 1e-14;
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_LE(std::abs(double(act[i]) - double(want_act[i])), tol * (1 + std::abs(double(want_act[i]))))
+              << what << " act at " << i;
+          ASSERT_LE(std::abs(double(din[i]) - double(want_din[i])), tol * (1 + std::abs(double(want_din[i]))))
+              << what << " din at " << i;
+        }
+        std::vector<T> only(n, T(0));  // no din: the recomputation alone
+        Bk::gelu_backward_recompute(only.data(), static_cast<T*>(nullptr), dout.data(), x.data(), n);
+        for (size_t i = 0; i < n; ++i)
+          ASSERT_LE(std::abs(double(only[i]) - double(want_act[i])), tol * (1 + std::abs(double(want_act[i]))))
+              << what << " act alone at " << i;
+      }
+    });
+  };
+  check.template operator()<float>();
+  check.template operator()<double>();
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // add
 

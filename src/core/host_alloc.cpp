@@ -2,8 +2,10 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "core/sanitizer.h"
@@ -55,6 +57,21 @@ void host_free(void* p) {
     munmap(h.base, h.mapped);
   else
     std::free(h.base);
+}
+
+void host_zero(void* p, size_t bytes) {
+  constexpr size_t kSplit = size_t(4) << 20, kChunk = size_t(1) << 20;  // below 4 MiB one thread is as quick
+  if (bytes < kSplit) {
+    if (bytes) std::memset(p, 0, bytes);
+    return;
+  }
+  auto* c = static_cast<unsigned char*>(p);
+  const long chunks = long((bytes + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static)
+  for (long i = 0; i < chunks; ++i) {
+    const size_t off = size_t(i) * kChunk;
+    std::memset(c + off, 0, std::min(kChunk, bytes - off));
+  }
 }
 
 }  // namespace mae

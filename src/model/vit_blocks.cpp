@@ -149,11 +149,13 @@ template <class Bk> void BlockStack<Bk>::block_backward(int i, const T* x, T* dr
     Bk::residual_scale_backward(nullptr, s.branch, dres, scale(i, 1), B, per);
     dmlp = s.branch;
   }
-  Bk::gelu_forward(s.act, a.fc1, nh);  // recomputed, as forward had it
+  // fc2's input gradient first (it does not need fc2's input); the GELU gradient pass then recomputes that input,
+  // gelu(fc1), on its way through fc1, for fc2's weight gradient: one pass over (N, Hd) instead of two.
   Bk::zero(s.gelu, nh);
-  Bk::linear_backward(s.gelu, g.fc2w, g.fc2b, dmlp, s.act, w.fc2w, N, Hd, D);
+  Bk::linear_backward(s.gelu, nullptr, nullptr, dmlp, s.act, w.fc2w, N, Hd, D);
   Bk::zero(s.fc1, nh);
-  Bk::gelu_backward(s.fc1, s.gelu, a.fc1, nh);
+  Bk::gelu_backward_recompute(s.act, s.fc1, s.gelu, a.fc1, nh);
+  Bk::linear_backward(nullptr, g.fc2w, g.fc2b, dmlp, s.act, w.fc2w, N, Hd, D);
   // norm2(xmid) recomputed: the same kernel on the same input rewrites the same mean/rstd and output
   Bk::layernorm_forward(s.lnout, a.ln2_mean, a.ln2_rstd, a.xmid, w.ln2w, w.ln2b, N, D, eps_);
   Bk::zero(s.ln, nd);

@@ -27,6 +27,7 @@ namespace mae {
   X(ns, layernorm_backward) \
   X(ns, gelu_forward) \
   X(ns, gelu_backward) \
+  X(ns, gelu_backward_recompute) \
   X(ns, add_forward) \
   X(ns, add_backward) \
   X(ns, attention_forward) \
@@ -70,7 +71,7 @@ namespace mae {
 struct HostMemory {
   template <class T> static T* alloc(size_t n) { return host_alloc_array<T>(n); }
   static void release(void* p) { host_free(p); }
-  template <class T> static void zero(T* p, size_t n) { std::memset(p, 0, n * sizeof(T)); }
+  template <class T> static void zero(T* p, size_t n) { host_zero(p, n * sizeof(T)); }
   template <class T> static void upload(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }
   template <class T> static void download(T* dst, const T* src, size_t n) { std::memcpy(dst, src, n * sizeof(T)); }
   // The GEMM precision for a scope: the reference loops compute in T whatever it says; CpuBackend replaces this

@@ -16,6 +16,16 @@ __global__ void gelu_bwd(float* din, const float* dout, const float* in, size_t 
     din[i] += dout[i] * (cdf + x * pdf);
   }
 }
+// act = gelu(x) and din += dout · gelu'(x) in one pass (gelu_backward_recompute).
+__global__ void gelu_bwd_recompute(float* act, float* din, const float* dout, const float* in, size_t n) {
+  MAE_GRID_STRIDE(i, n) {
+    const float x = in[i];
+    const float cdf = normcdff(x);
+    const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
+    act[i] = gelu_value(x);
+    din[i] += dout[i] * (cdf + x * pdf);
+  }
+}
 }  // namespace
 
 template <class T> void gelu_forward(T* out, const T* in, size_t n) { MAE_LAUNCH(gelu_fwd, n, out, in, n); }
@@ -23,7 +33,13 @@ template <class T> void gelu_backward(T* din, const T* dout, const T* in, size_t
   if (din) MAE_LAUNCH(gelu_bwd, n, din, dout, in, n);
 }
 
+template <class T> void gelu_backward_recompute(T* act, T* din, const T* dout, const T* in, size_t n) {
+  if (!din) return gelu_forward(act, in, n);
+  MAE_LAUNCH(gelu_bwd_recompute, n, act, din, dout, in, n);
+}
+
 template void gelu_forward<float>(float*, const float*, size_t);
 template void gelu_backward<float>(float*, const float*, const float*, size_t);
+template void gelu_backward_recompute<float>(float*, float*, const float*, const float*, size_t);
 
 }  // namespace mae::cuda

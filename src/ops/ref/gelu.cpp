@@ -24,9 +24,17 @@ template <class T> void gelu_backward(T* din, const T* dout, const T* in, size_t
   }
 }
 
+// The specification: exactly the two ops it fuses.
+template <class T> void gelu_backward_recompute(T* act, T* din, const T* dout, const T* in, size_t n) {
+  gelu_forward(act, in, n);
+  gelu_backward(din, dout, in, n);
+}
+
 template void gelu_forward<float>(float*, const float*, size_t);
 template void gelu_forward<double>(double*, const double*, size_t);
 template void gelu_backward<float>(float*, const float*, const float*, size_t);
 template void gelu_backward<double>(double*, const double*, const double*, size_t);
+template void gelu_backward_recompute<float>(float*, float*, const float*, const float*, size_t);
+template void gelu_backward_recompute<double>(double*, double*, const double*, const double*, size_t);
 
 }  // namespace mae::ref
