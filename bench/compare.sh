@@ -56,10 +56,13 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import torch, torch_bench
 kind, _, libs, _ = torch_bench.blas_description(torch)
-print(kind, torch.__version__, " ".join(libs) or "-")
+# The vector ISA of torch's own (non-BLAS) kernels: 1.13 picks AVX2 even on AVX-512 CPUs unless
+# ATEN_CPU_CAPABILITY=avx512 is set.
+cap = [l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines() if "CPU capability usage" in l]
+print(kind, (cap or ["?"])[0], torch.__version__, " ".join(libs) or "-")
 EOF
 ) || die "cannot import torch with $PY"
-read -r torch_blas torch_version torch_libs <<<"$torch_probe"
+read -r torch_blas torch_cap torch_version torch_libs <<<"$torch_probe"
 case $torch_blas in
   reference-blas) die "refusing to run: torch would use the REFERENCE BLAS ($torch_libs); timings would be meaningless.
 Install libopenblas0-openmp (Debian) so that $OPENBLAS_DIR/libblas.so.3 exists." ;;
@@ -111,7 +114,7 @@ run_one() {
 }
 
 start=$SECONDS
-echo "compare.sh: threads $THREADS, OMP_WAIT_POLICY=$WAIT_POLICY, OpenBLAS core $openblas_core, torch $torch_version" >&2
+echo "compare.sh: threads $THREADS, OMP_WAIT_POLICY=$WAIT_POLICY, OpenBLAS core $openblas_core, torch $torch_version ($torch_cap)" >&2
 for cfg in "${CONFIGS[@]}"; do
   read -r model batch steps warmup rounds <<<"$cfg"
   for ((r = 1; r <= rounds; r++)); do
@@ -138,8 +141,8 @@ def agg(model, impl):
         "peak_rss_mib": max(r["peak_rss_mib"] for r in rs), "batch": rs[0]["batch"], "threads": rs[0]["threads"],
         "blas": rs[0]["blas"]}
 print("$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, threads $THREADS, OMP_WAIT_POLICY=$WAIT_POLICY, "
-      "OpenBLAS core $openblas_core (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}), torch $torch_version, "
-      "mask $MASK, norm_pix_loss on")
+      "OpenBLAS core $openblas_core (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}), torch $torch_version "
+      "(CPU capability $torch_cap), mask $MASK, norm_pix_loss on")
 print()
 print("| config | batch | threads | ours train img/s | torch train img/s | ratio | ours fwd img/s | torch fwd img/s "
       "| ratio | ours train GFLOP/s | torch train GFLOP/s | peak RSS ours / torch (MiB) | BLAS ours / torch |")
@@ -162,6 +165,9 @@ print("ratio = ours / torch (> 1: mae is faster). Per run, mae reports the media
       "the mean; across rounds the median of the runs is shown, peak RSS the max.")
 print("Steps: $steps_desc")
 print("mae BLAS: $mae_lib; torch BLAS: $torch_libs")
+hosts = sorted({r["host"] for r in rows if r["impl"] == "mae" and "host" in r})
+for h in hosts:
+    print("mae host: " + h)
 for n in notes:
     print("WARNING: " + n)
 EOF
