@@ -152,7 +152,7 @@ template <class Bk> void BlockStack<Bk>::block_backward(int i, const T* x, T* dr
   // fc2's input gradient first (it does not need fc2's input); the GELU gradient pass then recomputes that input,
   // gelu(fc1), on its way through fc1, for fc2's weight gradient: one pass over (N, Hd) instead of two.
   Bk::zero(s.gelu, nh);
-  Bk::linear_backward(s.gelu, nullptr, nullptr, dmlp, s.act, w.fc2w, N, Hd, D);
+  Bk::linear_backward(s.gelu, nullptr, nullptr, dmlp, nullptr, w.fc2w, N, Hd, D);  // no dW: `in` is not read
   Bk::zero(s.fc1, nh);
   Bk::gelu_backward_recompute(s.act, s.fc1, s.gelu, a.fc1, nh);
   Bk::linear_backward(nullptr, g.fc2w, g.fc2b, dmlp, s.act, w.fc2w, N, Hd, D);

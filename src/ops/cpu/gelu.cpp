@@ -19,6 +19,8 @@ inline float phi_cdf(float x) { return fast_phi(x); }
 inline double phi_cdf(double x) { return 0.5 * (1.0 + std::erf(x * kInvSqrt2<double>)); }
 inline float phi_pdf(float x) { return kInvSqrt2Pi<float> * fast_exp(-0.5f * x * x); }
 inline double phi_pdf(double x) { return kInvSqrt2Pi<double> * std::exp(-0.5 * x * x); }
+// gelu'(x) = Φ(x) + x·φ(x), given Φ(x): one expression for gelu_backward and gelu_backward_recompute.
+template <class T> inline T gelu_slope(T x, T cdf) { return cdf + x * phi_pdf(x); }
 }  // namespace
 
 template <class T> void gelu_forward(T* out, const T* in, size_t n) {
@@ -35,7 +37,7 @@ template <class T> void gelu_backward(T* din, const T* dout, const T* in, size_t
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (size_t i = 0; i < n; ++i) {
     const T x = in[i];
-    din[i] += dout[i] * (phi_cdf(x) + x * phi_pdf(x));
+    din[i] += dout[i] * gelu_slope(x, phi_cdf(x));
   }
 }
 
@@ -48,7 +50,7 @@ template <class T> void gelu_backward_recompute(T* act, T* din, const T* dout, c
   for (size_t i = 0; i < n; ++i) {
     const T x = in[i], cdf = phi_cdf(x);
     act[i] = x * cdf;
-    din[i] += dout[i] * (cdf + x * phi_pdf(x));
+    din[i] += dout[i] * gelu_slope(x, cdf);
   }
 }
 

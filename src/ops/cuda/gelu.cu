@@ -7,23 +7,19 @@ namespace mae::cuda {
 namespace {
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
+// gelu'(x) = Φ(x) + x·φ(x)
+__device__ __forceinline__ float gelu_slope(float x) { return normcdff(x) + x * kInvSqrt2Pi * expf(-0.5f * x * x); }
+
 __global__ void gelu_fwd(float* out, const float* in, size_t n) { MAE_GRID_STRIDE(i, n) out[i] = gelu_value(in[i]); }
 __global__ void gelu_bwd(float* din, const float* dout, const float* in, size_t n) {
-  MAE_GRID_STRIDE(i, n) {
-    const float x = in[i];
-    const float cdf = normcdff(x);
-    const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
-    din[i] += dout[i] * (cdf + x * pdf);
-  }
+  MAE_GRID_STRIDE(i, n) din[i] += dout[i] * gelu_slope(in[i]);
 }
 // act = gelu(x) and din += dout · gelu'(x) in one pass (gelu_backward_recompute).
 __global__ void gelu_bwd_recompute(float* act, float* din, const float* dout, const float* in, size_t n) {
   MAE_GRID_STRIDE(i, n) {
     const float x = in[i];
-    const float cdf = normcdff(x);
-    const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
     act[i] = gelu_value(x);
-    din[i] += dout[i] * (cdf + x * pdf);
+    din[i] += dout[i] * gelu_slope(x);
   }
 }
 }  // namespace
