@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what mae needs from Debian 12 packages (apt) — and with --test what the tests need too — then builds.
 #   tools/setup.sh          build dependencies + Fashion-MNIST, then builds build/mae
-#   tools/setup.sh --test   also GoogleTest, python3-torch/numpy (the PyTorch parity reference), python3-protobuf
-#                           (decodes TensorBoard event files), python3-onnx (the ONNX checker) and ONNX Runtime
-#                           for node (npm onnxruntime-node into the git-ignored test-tools/, when node and npm are
-#                           there; offline it is skipped and the ONNX Runtime test skips), chromium and npm
-#                           puppeteer-core (the browser test of mae serve's page), builds tests
+#   tools/setup.sh --test   also GoogleTest, Google Benchmark (bench/gemm_shapes, which CI builds), python3-torch/numpy
+#                           (the PyTorch parity reference), python3-protobuf (decodes TensorBoard event files),
+#                           python3-onnx (the ONNX checker) and ONNX Runtime for node (npm onnxruntime-node into
+#                           the git-ignored test-tools/, when node and npm are there; offline it is skipped and the
+#                           ONNX Runtime test skips), chromium and npm puppeteer-core (the browser test of mae
+#                           serve's page), builds tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 test_deps=0
@@ -16,7 +17,7 @@ pkgs=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev nlohmann-json3-dev
       libcpp-httplib-dev  # mae serve
       libopenmpi-dev openmpi-bin   # MPI: data-parallel training (the build works without it, single-process)
       libdnnl-dev)  # oneDNN: --precision bf16 on CPUs with avx512_bf16/AMX (optional: the build works without it)
-[ $test_deps = 1 ] && pkgs+=(libgtest-dev python3-torch python3-numpy python3-protobuf python3-onnx python3-pil
+[ $test_deps = 1 ] && pkgs+=(libgtest-dev libbenchmark-dev python3-torch python3-numpy python3-protobuf python3-onnx python3-pil
                              chromium)  # chromium: the page of mae serve in tests/serve_browser.sh
 
 missing=()
