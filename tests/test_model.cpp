@@ -1,6 +1,7 @@
 // The whole model: backend agreement (reference loops vs CPU kernels), end-to-end finite differences in double,
 // official initialisation statistics, the parameter list and the sin-cos table.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "model/masking.h"
 #include "model/pos_embed.h"
 #include "ops/backend.h"
+#include "ops/cpu/row_tiles.h"
 #include "train/step_graph.h"
 
 using namespace mae;
@@ -190,6 +192,60 @@ TEST(Model, InferenceModeSameForwardLessMemory) {
     EXPECT_EQ(a, std::vector<float>(li, li + nl));
   }
   EXPECT_THROW(inf.backward(), mae::Error);
+}
+
+// The CPU forward in row tiles (model/vit_blocks.cpp: whole samples, one thread per tile through every block) gives
+// the untiled forward's loss, predictions, latent and — through the activations the backward reads — gradients, up
+// to float rounding (OpenBLAS rounds a row's products differently depending on where its block of rows starts:
+// tiles and thread counts move those boundaries), and the same bits on every run; the inference model (one
+// activation set shared by the blocks) in tiles gives the training model's tiled forward bit for bit. Three OpenMP
+// threads and a batch big enough that both stacks tile (an odd tile count per thread; samples split unevenly).
+TEST(Model, RowTiledForwardSameAsUntiled) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(3);
+  const ModelConfig c = tiny(true);  // 16 patches, mask 0.75: 5 encoder tokens, 17 decoder tokens
+  const int B = 700;                 // 3500 encoder rows (6 tiles), 11900 decoder rows (23 tiles)
+  MaeModel<CpuBackend<float>> m(c, B, 0.75), inf(c, B, 0.75, ModelMode::inference);
+  randomize(m, 11);
+  std::copy_n(m.params_data(), m.params().total, inf.params_data());
+  EXPECT_EQ(m.encoder_blocks().forward_tiles(B), 6);
+  EXPECT_EQ(m.decoder_blocks().forward_tiles(B), 23);
+  EXPECT_EQ(m.encoder_blocks().forward_tiles(B / 2), 1);  // fewer than two tiles a thread: untiled
+  const Batch bt = make_batch(c, B, 12);
+  const std::vector<float> imgs(bt.imgs.begin(), bt.imgs.end());
+  const size_t np = size_t(B) * (1 + c.num_patches()) * c.patch_dim(), nl = size_t(B) * (1 + m.len_keep()) * c.embed_dim;
+  struct Out {
+    std::vector<float> loss, pred, grads, latent;
+  };
+  auto step = [&](bool tiles) {
+    cpu::set_row_tiles(tiles);
+    Out o;
+    m.zero_grad();
+    const float loss = m.forward(imgs.data(), bt.noise.data());
+    o.loss = {loss};
+    o.pred.assign(m.pred(), m.pred() + np);
+    const float* lat_train = m.forward_encoder(imgs.data(), bt.noise.data());
+    o.latent.assign(lat_train, lat_train + nl);
+    m.forward(imgs.data(), bt.noise.data());
+    m.backward();
+    o.grads.assign(m.grads_data(), m.grads_data() + m.params().total);
+    const float* lat = inf.forward_encoder(imgs.data(), bt.noise.data());
+    EXPECT_EQ(std::vector<float>(lat, lat + nl), o.latent);
+    EXPECT_EQ(inf.forward(imgs.data(), bt.noise.data()), loss);
+    EXPECT_EQ(std::vector<float>(inf.pred(), inf.pred() + np), o.pred);
+    return o;
+  };
+  const Out off = step(false), on = step(true), again = step(true);
+  cpu::set_row_tiles(true);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(again.loss, on.loss);  // deterministic: a tile's rows do not depend on which thread takes it
+  EXPECT_EQ(again.pred, on.pred);
+  EXPECT_EQ(again.grads, on.grads);
+  expect_close(on.loss, off.loss, 1e-6, 0, "loss");
+  expect_close(on.pred, off.pred, 1e-5, 1e-6, "pred");
+  expect_close(on.latent, off.latent, 1e-5, 1e-6, "latent");
+  EXPECT_LT(rel_l2(on.grads, off.grads), 1e-5);
+  EXPECT_LT(std::count(on.grads.begin(), on.grads.end(), 0.f), long(on.grads.size()) / 2);  // a real backward
 }
 
 // mae bench --profile on the CPU: with profiling on, every op call of a step is counted under its name (attention

@@ -3,6 +3,7 @@
 // the parameter list (names, layer ids, decay groups), layer-wise lr decay scales, drop-path draws; starting from an
 // MAE checkpoint (pos_embed interpolation against torch, missing/ignored tensors) and classifier checkpoints.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "model/vit_weights.h"
 #include "model/weights.h"
 #include "ops/backend.h"
+#include "ops/cpu/row_tiles.h"
 
 using namespace mae;
 using mae::test::expect_close;
@@ -187,6 +189,43 @@ TEST(Vit, DropPathOffInEvalAndSmallerBatches) {
   m.set_training(false);
   std::vector<double> l3(m.forward(d.imgs.data(), 2), m.logits() + 2 * 5);
   for (int i = 0; i < 10; ++i) EXPECT_NEAR(l3[i], l_eval[i], 1e-13);
+}
+
+// The row-tiled CPU forward (model/vit_blocks.cpp) under drop path: each tile applies its own samples' scales
+// (offset into the (depth, 2, B) table), so logits, loss and gradients equal the untiled forward's up to float
+// rounding (OpenBLAS rounds a row's products by where its block of rows starts). A scale read from another sample
+// would move that sample's logits by far more.
+TEST(Vit, RowTiledForwardWithDropPath) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const ModelConfig c = tiny();  // 9 patches + cls: 10 tokens
+  const int B = 500, NC = 5;     // 5000 rows: 9 tiles
+  VitClassifier<CpuBackend<float>> m(c, {NC, true, 0.5}, B);
+  randomize(m, 21);
+  EXPECT_EQ(m.blocks().forward_tiles(B), 9);
+  m.set_training(true);
+  std::vector<int64_t> ids(B);
+  for (int b = 0; b < B; ++b) ids[size_t(b)] = b;
+  m.blocks().draw_drop_path(5, 6, ids.data(), B);
+  const auto& sc = m.blocks().drop_scales();
+  EXPECT_GT(std::count(sc.begin(), sc.end(), 0.f), 100);  // paths dropped, in many samples
+  const Data d = make_data(c, B, NC, 22);
+  auto run = [&](bool tiles, std::vector<double>* logits) {
+    cpu::set_row_tiles(tiles);
+    double loss = 0;
+    std::vector<double> g = grads_of(m, d, B, &loss);
+    logits->assign(m.logits(), m.logits() + size_t(B) * NC);
+    g.push_back(loss);
+    return g;
+  };
+  std::vector<double> l_off, l_on;
+  const std::vector<double> off = run(false, &l_off), on = run(true, &l_on);
+  cpu::set_row_tiles(true);
+  omp_set_num_threads(threads);
+  expect_close(l_on, l_off, 1e-5, 1e-6, "logits");
+  EXPECT_LT(rel_l2(on, off), 1e-5);
+  // A scale taken from the wrong sample would move that sample's logits by far more than rounding.
+  EXPECT_LT(std::abs(on.back() - off.back()), 1e-6 * std::abs(off.back()));
 }
 
 // ModelMode::inference (finetune --eval): no gradients, no backward buffers, fewer activations, and the same logits

@@ -76,6 +76,8 @@ template <class Bk> class MaeModel {
   const int* ids_shuffle() const { return ids_shuffle_; }  // (B, L)
 
   size_t activation_elements() const { return act_total_; }
+  const BlockStack<Bk>& encoder_blocks() const { return enc_; }  // blocks.*
+  const BlockStack<Bk>& decoder_blocks() const { return dec_; }  // decoder_blocks.*
   // Model FLOPs of one forward (GEMMs and attention matmuls, 2·M·N·K each); a training step is 3× this.
   double forward_flops() const;
 

@@ -1,6 +1,7 @@
 #include "model/vit_blocks.h"
 
 #include <algorithm>
+#include <exception>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -102,33 +103,37 @@ template <class Bk> void BlockStack<Bk>::set_drop_scales(const T* host, int B) {
 // Each residual add is fused with the LayerNorm that reads its result: the attention residual with norm2, the MLP
 // residual with the NEXT block's norm1 (so block i+1 starts with norm1(x) already in s.lnout; `ln1_done`). The last
 // block's MLP residual is a plain add (the owner's final norm follows).
-template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int B, bool ln1_done) {
-  MAE_CHECK(scratch_ != nullptr, "BlockStack::forward without scratch");
+template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int b0, int B, bool ln1_done) {
   const Weights& w = w_[size_t(i)];
   const Acts& a = acts(i);
   const BlockScratch<T>& s = *scratch_;
   const int N = B * Tn_, D = D_, Hd = hidden_;
-  const T* no_scale = nullptr;
-  if (!ln1_done) Bk::layernorm_forward(s.lnout, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // (N, D)
-  Bk::linear_forward(a.qkv, s.lnout, w.qkvw, w.qkvb, N, D, 3 * D);                         // (N, 3D)
-  Bk::attention_forward(a.atty, a.att, a.qkv, B, Tn_, D, H_);                              // (N, D), att (B,H,Tn,Tn)
-  Bk::linear_forward(a.xmid, a.atty, w.projw, w.projb, N, D, D);                           // proj
+  // Samples [b0, b0 + B): row r0 onwards of every (rows, ·) buffer, sample b0 onwards of att and the scales.
+  const size_t r0 = size_t(b0) * Tn_, rd = r0 * D, rh = r0 * Hd;
+  x += rd;
+  T *lnout = s.lnout + rd, *act = s.act + rh, *qkv = a.qkv + 3 * rd, *att = a.att + size_t(b0) * H_ * Tn_ * Tn_;
+  T *atty = a.atty + rd, *xmid = a.xmid + rd, *fc1 = a.fc1 + rh, *xout = a.xout + rd;
+  T *ln1_mean = a.ln1_mean + r0, *ln1_rstd = a.ln1_rstd + r0, *ln2_mean = a.ln2_mean + r0, *ln2_rstd = a.ln2_rstd + r0;
+  auto drop = [&](int branch) { return drops(i) ? scale(i, branch) + b0 : nullptr; };
+  if (!ln1_done) Bk::layernorm_forward(lnout, ln1_mean, ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // (N, D)
+  Bk::linear_forward(qkv, lnout, w.qkvw, w.qkvb, N, D, 3 * D);                                // (N, 3D)
+  Bk::attention_forward(atty, att, qkv, B, Tn_, D, H_);                                       // (N, D), att (B,H,Tn,Tn)
+  Bk::linear_forward(xmid, atty, w.projw, w.projb, N, D, D);                                  // proj
   // xmid = x + drop_path(attn(...)), lnout = norm2(xmid)
-  Bk::residual_layernorm_forward(a.xmid, s.lnout, a.ln2_mean, a.ln2_rstd, x, a.xmid, drops(i) ? scale(i, 0) : no_scale,
-                                 w.ln2w, w.ln2b, B, Tn_, D, eps_);
-  Bk::linear_gelu_forward(a.fc1, s.act, s.lnout, w.fc1w, w.fc1b, N, D, Hd);  // fc1 (N, Hd) kept, act = gelu(fc1)
-  Bk::linear_forward(a.xout, s.act, w.fc2w, w.fc2b, N, Hd, D);               // (N, D)
+  Bk::residual_layernorm_forward(xmid, lnout, ln2_mean, ln2_rstd, x, xmid, drop(0), w.ln2w, w.ln2b, B, Tn_, D, eps_);
+  Bk::linear_gelu_forward(fc1, act, lnout, w.fc1w, w.fc1b, N, D, Hd);  // fc1 (N, Hd) kept, act = gelu(fc1)
+  Bk::linear_forward(xout, act, w.fc2w, w.fc2b, N, Hd, D);             // (N, D)
   // xout = xmid + drop_path(mlp(...))
-  const T* sc = drops(i) ? scale(i, 1) : no_scale;
+  const T* sc = drop(1);
   if (i + 1 < depth()) {  // ... and lnout = the next block's norm1(xout)
     const Weights& wn = w_[size_t(i + 1)];
     const Acts& an = acts(i + 1);
-    Bk::residual_layernorm_forward(a.xout, s.lnout, an.ln1_mean, an.ln1_rstd, a.xmid, a.xout, sc, wn.ln1w, wn.ln1b, B,
-                                   Tn_, D, eps_);
+    Bk::residual_layernorm_forward(xout, lnout, an.ln1_mean + r0, an.ln1_rstd + r0, xmid, xout, sc, wn.ln1w, wn.ln1b,
+                                   B, Tn_, D, eps_);
   } else if (sc) {
-    Bk::residual_scale_forward(a.xout, a.xmid, a.xout, sc, B, size_t(Tn_) * D);
+    Bk::residual_scale_forward(xout, xmid, xout, sc, B, size_t(Tn_) * D);
   } else {
-    Bk::add_forward(a.xout, a.xout, a.xmid, size_t(N) * D);
+    Bk::add_forward(xout, xout, xmid, size_t(N) * D);
   }
 }
 
@@ -178,14 +183,47 @@ template <class Bk> void BlockStack<Bk>::block_backward(int i, const T* x, T* dr
   Bk::layernorm_backward(dres, g.ln1w, g.ln1b, s.ln, x, w.ln1w, a.ln1_mean, a.ln1_rstd, N, D);
 }
 
+template <class Bk> void BlockStack<Bk>::blocks_forward(const T* x0, int b0, int B) {
+  for (int i = 0; i < depth(); ++i) block_forward(i, i == 0 ? x0 : acts(i - 1).xout, b0, B, /*ln1_done=*/i > 0);
+}
+
+template <class Bk> int BlockStack<Bk>::forward_tiles(int B) const {
+  int threads = 1;
+  if constexpr (requires { Bk::row_tile_threads(); }) threads = Bk::row_tile_threads();
+  if (threads <= 1) return 1;
+  // Tiles pay where a block's ops are short and many (narrow blocks, few tokens: the 28-px models' forward +13–15 %,
+  // their training step +4–9 %; bench/results/cpu-zen3-20261206.md §8). Every tile re-reads the weights, so only
+  // blocks whose weights (12·D² floats) fit in 4 MiB tile, in tiles of at least kTileRows rows (single-threaded
+  // GEMMs need rows), and enough of them (two a thread, handed out as threads free up) that a slow core does not
+  // hold the others back. ViT-B and the 224-px decoders stay untiled: in tiles of one sample ViT-B's forward lost 9 %.
+  constexpr int64_t kTileRows = 512, kMaxWeightBytes = int64_t(4) << 20;
+  if (12 * int64_t(D_) * D_ * int64_t(sizeof(T)) > kMaxWeightBytes) return 1;
+  const int64_t tiles = std::min<int64_t>(B, int64_t(B) * Tn_ / kTileRows);
+  return tiles >= 2 * int64_t(threads) ? int(tiles) : 1;
+}
+
 template <class Bk> const typename Bk::T* BlockStack<Bk>::forward(const T* x0, int B) {
   MAE_CHECK(B >= 1 && B <= batch_, "BlockStack::forward batch ", B, " (planned ", batch_, ")");
-  const T* x = x0;
-  for (int i = 0; i < depth(); ++i) {
-    block_forward(i, x, B, /*ln1_done=*/i > 0);
-    x = acts(i).xout;
+  MAE_CHECK(scratch_ != nullptr, "BlockStack::forward without scratch");
+  if (depth() == 0) return x0;
+  const int tiles = forward_tiles(B);
+  if (tiles == 1) {
+    blocks_forward(x0, 0, B);
+  } else {
+    std::exception_ptr error;  // an exception must not leave the parallel region
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < tiles; ++t) {
+      const int b0 = int(int64_t(B) * t / tiles), b1 = int(int64_t(B) * (t + 1) / tiles);
+      try {
+        blocks_forward(x0, b0, b1 - b0);
+      } catch (...) {
+#pragma omp critical(mae_block_tiles)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
   }
-  return x;
+  return acts(depth() - 1).xout;
 }
 
 template <class Bk> void BlockStack<Bk>::backward(const T* x0, T* dres, int B) {

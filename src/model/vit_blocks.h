@@ -99,7 +99,10 @@ template <class Bk> class BlockStack {
   void use_scratch(const BlockScratch<T>* s) { scratch_ = s; }
 
   // x0 (B, Tn, D) with B ≤ the planned batch. Returns the last block's output (B, Tn, D), kept for backward.
+  // Every op of a block works row by row or sample by sample, so on the CPU the batch runs in tiles of whole
+  // samples, one thread per tile through all blocks (forward_tiles): the same values, no waiting between ops.
   const T* forward(const T* x0, int B);
+  int forward_tiles(int B) const;  // how many row tiles forward splits B samples into (1: none)
   // dres: ∂loss/∂(last output) on entry, ∂loss/∂x0 on exit (both residual branches accumulate into it in
   // place); parameter gradients accumulate. Uses the activations of the last forward (same x0, same B).
   void backward(const T* x0, T* dres, int B);
@@ -128,7 +131,9 @@ template <class Bk> class BlockStack {
   double forward_flops(int B) const;
 
  private:
-  void block_forward(int i, const T* x, int B, bool ln1_done);
+  // Block i on samples [b0, b0 + B) of the batch: x and every buffer are the whole batch's, offset inside.
+  void block_forward(int i, const T* x, int b0, int B, bool ln1_done);
+  void blocks_forward(const T* x0, int b0, int B);  // every block, in order, on samples [b0, b0 + B)
   void block_backward(int i, const T* x, T* dres, int B);
   const T* scale(int i, int branch) const { return scale_ + (size_t(i) * 2 + branch) * size_t(batch_); }
   bool drops(int i) const { return drop_path_active() && block_rate(i) > 0; }

@@ -10,6 +10,7 @@
 
 #include "core/host_alloc.h"
 #include "ops/cpu/precision.h"
+#include "ops/cpu/row_tiles.h"
 #include "ops/device_spec.h"
 #include "ops/op_profile.h"
 #include "ops/ops.h"
@@ -107,6 +108,8 @@ template <class T_> struct CpuBackend : HostMemory {
   static constexpr const char* name = "cpu";
   using PrecisionScope = cpu::PrecisionScope;  // ops/cpu/precision.h
   using FrozenWeights = cpu::FrozenWeightsScope;
+  // Block stacks run their forward in row tiles on this many threads (1: not at all; ops/cpu/row_tiles.h).
+  static int row_tile_threads() { return cpu::row_tile_threads(); }
   MAE_OP_LIST(MAE_OP_HOST_TIMED, cpu)
   MAE_HOST_DEFERRED_LOSS
 };
