@@ -74,6 +74,13 @@ expect_error non-finite-loss "loss is (nan|inf|-nan)" -- "$MAE" pretrain "${comm
 "$MAE" bench --model mae_vit_fmnist_small --batch_size 8 --steps 1 --warmup 0 --threads "$OMP_NUM_THREADS" --profile >"$tmp/prof" 2>&1 \
   && grep -q "^| linear_backward | " "$tmp/prof" && ok "bench --profile prints the per-op table" \
   || bad "bench --profile: $(tail -3 "$tmp/prof")"
+# --- mae bench --row_tiles ab: tiled and untiled steps alternating, both rates in the JSON line ---
+"$MAE" bench --model mae_vit_fmnist_small --batch_size 160 --steps 1 --warmup 0 --threads "$OMP_NUM_THREADS" --row_tiles ab --json \
+  >"$tmp/ab" 2>&1 && python3 -c "
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert r['row_tiles'] == 'ab' and r['train_img_s_untiled'] > 0 and r['fwd_img_s_untiled'] > 0 and r['train_img_s'] > 0, r
+" "$tmp/ab" && ok "bench --row_tiles ab reports tiled and untiled rates" || bad "bench --row_tiles ab: $(tail -3 "$tmp/ab")"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

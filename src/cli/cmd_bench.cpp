@@ -18,6 +18,7 @@
 #include "model/weights.h"
 #include "ops/backend.h"
 #include "ops/cpu/host_info.h"
+#include "ops/cpu/row_tiles.h"
 #include "train/adamw.h"
 #include "ops/dispatch.h"
 
@@ -25,7 +26,7 @@ namespace mae::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model = "mae_vit_fmnist", checkpoint, device = "cpu", precision = "fp32";
+  std::string model = "mae_vit_fmnist", checkpoint, device = "cpu", precision = "fp32", row_tiles = "on";
   int batch_size = 64, threads = 0, steps = 5, warmup = 1;
   double mask_ratio = 0.75;
   bool norm_pix_loss = true, json = false, profile = false, cuda_graph = false;
@@ -51,6 +52,22 @@ template <class F> double time_median(int warmup, int steps, F&& f) {
 }
 
 // Waits for queued device work (timings must cover it); nothing on host backends.
+// --row_tiles ab: the steps alternate between the row-tiled CPU forward and the untiled one (ops/cpu/row_tiles.h)
+// in one process, so a drifting machine slows both alike; the medians of each, tiled first.
+template <class F> std::pair<double, double> time_median_ab(int warmup, int steps, F&& f) {
+  std::vector<double> t[2];
+  for (int i = 0; i < warmup + 2 * steps; ++i) {
+    const int untiled = i % 2;
+    cpu::set_row_tiles(!untiled);
+    const auto t0 = std::chrono::steady_clock::now();
+    f(i);
+    if (i >= warmup) t[untiled].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  cpu::set_row_tiles(true);
+  for (auto& v : t) std::sort(v.begin(), v.end());
+  return {t[0][t[0].size() / 2], t[1][t[1].size() / 2]};
+}
+
 template <class Bk> void sync() { Bk::synchronize(); }
 
 template <class Bk> void run_bench_on(const BenchArgs& a) {
@@ -111,11 +128,20 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
     m.loss_wait();
     sync<Bk>();
   };
-  const double train_s = time_median(a.warmup, a.steps, train_step);
-  const double fwd_s = time_median(a.warmup, a.steps, [&](int i) {
+  auto fwd_step = [&](int i) {
     m.forward(dimgs, noise.data() + size_t(i % nnoise) * B * L);
     sync<Bk>();
-  });
+  };
+  const bool ab = a.row_tiles == "ab";
+  cpu::set_row_tiles(a.row_tiles != "off");
+  double train_s, fwd_s, train_untiled_s = 0, fwd_untiled_s = 0;
+  if (ab) {
+    std::tie(train_s, train_untiled_s) = time_median_ab(a.warmup, a.steps, train_step);
+    std::tie(fwd_s, fwd_untiled_s) = time_median_ab(a.warmup, a.steps, fwd_step);
+  } else {
+    train_s = time_median(a.warmup, a.steps, train_step);
+    fwd_s = time_median(a.warmup, a.steps, fwd_step);
+  }
   const double peak_dev_mib = double(Bk::peak_allocated_bytes()) / (1 << 20);
   // The host of the figures (CPU model, vector extensions, GEMM kernels), so timings from different machines are
   // never mixed up.
@@ -154,7 +180,9 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                       {"peak_device_mib", peak_dev_mib},
                       {"blas", blas},
                       {"host", host.line()},
-                      {"cuda_graph", a.cuda_graph}};
+                      {"cuda_graph", a.cuda_graph},
+                     {"row_tiles", a.row_tiles}};
+  if (ab) r["train_img_s_untiled"] = B / train_untiled_s, r["fwd_img_s_untiled"] = B / fwd_untiled_s;
   if (a.profile) r["profile"] = prof;
   if (a.json) {
     std::printf("%s\n", r.dump().c_str());
@@ -163,6 +191,9 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
     std::printf("train step: %8.2f img/s  (%.3f s/step, %.1f GFLOP/s)\n", B / train_s, train_s,
                 3 * flops / train_s * 1e-9);
     std::printf("forward:    %8.2f img/s  (%.3f s/batch, %.1f GFLOP/s)\n", B / fwd_s, fwd_s, flops / fwd_s * 1e-9);
+    if (ab)
+      std::printf("untiled:    train %.2f img/s, forward %.2f img/s (steps alternating with the row-tiled ones above)\n",
+                  B / train_untiled_s, B / fwd_untiled_s);
     std::printf("peak RSS:   %8.1f MiB\n", peak_rss_mib());
     if (peak_dev_mib > 0) std::printf("peak device memory (params, activations, optimizer): %.1f MiB\n", peak_dev_mib);
     if (a.profile) {
@@ -192,6 +223,8 @@ void run_bench(const BenchArgs& a) {
   set_threads(a.threads);
   check_cuda_graph(a.cuda_graph, a.device);
   if (a.profile && a.cuda_graph) fail("--profile times ops one by one: it cannot see inside --cuda_graph");
+  if (a.row_tiles != "on" && a.device != "cpu")
+    fail("--row_tiles ", a.row_tiles, ": row tiles are the CPU backend's (--device ", a.device, ")");
   with_backend(select_device(a.device, a.precision), [&]<class Bk>() { run_bench_on<Bk>(a); });
 }
 
@@ -214,7 +247,11 @@ void add_bench(CLI::App& app) {
   c->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON line");
   c->add_flag("--profile", a->profile,
-              "Time per op over 3 more training steps (GPU: events around each op; CPU: wall time)");
+              "Time per op over 3 more training steps (GPU: events around each op; CPU: wall time, forward untiled)");
+  c->add_option("--row_tiles,--row-tiles", a->row_tiles,
+                "CPU: the block forward in row tiles (on), not (off), or steps alternating between the two (ab)")
+      ->check(CLI::IsMember({"on", "off", "ab"}))
+      ->capture_default_str();
   add_device_options(c, a->device, a->precision);
   add_cuda_graph_option(c, a->cuda_graph);
   c->add_flag("--loader", *loader,

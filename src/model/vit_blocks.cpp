@@ -191,8 +191,8 @@ template <class Bk> int BlockStack<Bk>::forward_tiles(int B) const {
   int threads = 1;
   if constexpr (requires { Bk::row_tile_threads(); }) threads = Bk::row_tile_threads();
   if (threads <= 1) return 1;
-  // Tiles pay where a block's ops are short and many (narrow blocks, few tokens: the 28-px models' forward +13–15 %,
-  // their training step +4–9 %; bench/results/cpu-zen3-20261206.md §8). Every tile re-reads the weights, so only
+  // Tiles pay where a block's ops are short and many (narrow blocks, few tokens: the 28-px models' forward +10–19 %,
+  // their training step +1–9 %; bench/results/cpu-zen3-20261206.md §8). Every tile re-reads the weights, so only
   // blocks whose weights (12·D² floats) fit in 4 MiB tile, in tiles of at least kTileRows rows (single-threaded
   // GEMMs need rows), and enough of them (two a thread, handed out as threads free up) that a slow core does not
   // hold the others back. ViT-B and the 224-px decoders stay untiled: in tiles of one sample ViT-B's forward lost 9 %.
