@@ -17,8 +17,8 @@ pkgs=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev nlohmann-json3-dev
       libcpp-httplib-dev  # mae serve
       libopenmpi-dev openmpi-bin   # MPI: data-parallel training (the build works without it, single-process)
       libdnnl-dev)  # oneDNN: --precision bf16 on CPUs with avx512_bf16/AMX (optional: the build works without it)
-[ $test_deps = 1 ] && pkgs+=(libgtest-dev libbenchmark-dev python3-torch python3-numpy python3-protobuf python3-onnx python3-pil
-                             chromium)  # chromium: the page of mae serve in tests/serve_browser.sh
+[ $test_deps = 1 ] && pkgs+=(libgtest-dev libbenchmark-dev python3-torch python3-numpy python3-protobuf python3-onnx
+                             python3-pil chromium)  # chromium: the page of mae serve in tests/serve_browser.sh
 
 missing=()
 for p in "${pkgs[@]}"; do

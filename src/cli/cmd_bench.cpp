@@ -38,20 +38,25 @@ double peak_rss_mib() {
   return double(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-// Median seconds of `steps` calls after `warmup` untimed ones.
-template <class F> double time_median(int warmup, int steps, F&& f) {
-  for (int i = 0; i < warmup; ++i) f(i);
-  std::vector<double> t;
-  for (int i = 0; i < steps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f(warmup + i);
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
+template <class F> double seconds(F&& f, int i) {  // wall time of f(i)
+  const auto t0 = std::chrono::steady_clock::now();
+  f(i);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> t) {
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
 }
 
-// Waits for queued device work (timings must cover it); nothing on host backends.
+// Median seconds of `steps` calls after `warmup` untimed ones.
+template <class F> double time_median(int warmup, int steps, F&& f) {
+  for (int i = 0; i < warmup; ++i) f(i);
+  std::vector<double> t;
+  for (int i = 0; i < steps; ++i) t.push_back(seconds(f, warmup + i));
+  return median(t);
+}
+
 // --row_tiles ab: the steps alternate between the row-tiled CPU forward and the untiled one (ops/cpu/row_tiles.h)
 // in one process, so a drifting machine slows both alike; the medians of each, tiled first.
 template <class F> std::pair<double, double> time_median_ab(int warmup, int steps, F&& f) {
@@ -59,15 +64,14 @@ template <class F> std::pair<double, double> time_median_ab(int warmup, int step
   for (int i = 0; i < warmup + 2 * steps; ++i) {
     const int untiled = i % 2;
     cpu::set_row_tiles(!untiled);
-    const auto t0 = std::chrono::steady_clock::now();
-    f(i);
-    if (i >= warmup) t[untiled].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const double dt = seconds(f, i);
+    if (i >= warmup) t[untiled].push_back(dt);
   }
   cpu::set_row_tiles(true);
-  for (auto& v : t) std::sort(v.begin(), v.end());
-  return {t[0][t[0].size() / 2], t[1][t[1].size() / 2]};
+  return {median(t[0]), median(t[1])};
 }
 
+// Waits for queued device work (timings must cover it); nothing on host backends.
 template <class Bk> void sync() { Bk::synchronize(); }
 
 template <class Bk> void run_bench_on(const BenchArgs& a) {
@@ -181,7 +185,7 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                       {"blas", blas},
                       {"host", host.line()},
                       {"cuda_graph", a.cuda_graph},
-                     {"row_tiles", a.row_tiles}};
+                      {"row_tiles", a.row_tiles}};
   if (ab) r["train_img_s_untiled"] = B / train_untiled_s, r["fwd_img_s_untiled"] = B / fwd_untiled_s;
   if (a.profile) r["profile"] = prof;
   if (a.json) {

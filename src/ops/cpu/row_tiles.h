@@ -11,7 +11,8 @@ namespace mae::cpu {
 // (its registry has no lock, and it times ops, which tiles interleave).
 int row_tile_threads();
 
-// On by default; tests switch it off to compare the tiled forward with the untiled one.
+// On by default; tests and `mae bench --row_tiles off|ab` switch it off to compare the tiled forward with the
+// untiled one.
 void set_row_tiles(bool on);
 
 }  // namespace mae::cpu
