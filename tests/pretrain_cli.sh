@@ -81,6 +81,20 @@ import json, sys
 r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 assert r['row_tiles'] == 'ab' and r['train_img_s_untiled'] > 0 and r['fwd_img_s_untiled'] > 0 and r['train_img_s'] > 0, r
 " "$tmp/ab" && ok "bench --row_tiles ab reports tiled and untiled rates" || bad "bench --row_tiles ab: $(tail -3 "$tmp/ab")"
+# --- mae bench --gemm_limit: the step's linear-layer GEMMs timed alone, their FLOPs those of the model's layers ---
+"$MAE" bench --model mae_vit_fmnist_small --batch_size 160 --steps 1 --warmup 0 --threads "$OMP_NUM_THREADS" --gemm_limit --json \
+  >"$tmp/limit" 2>&1 && python3 -c "
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+# mae_vit_fmnist_small: 28 px, patch 4 (49 patches, 12 kept, 16 values a patch), D 128 x 6 blocks, E 64 x 2 blocks
+B, L, K, P, D, E = 160, 49, 12, 16, 128, 64
+lin = lambda rows, i, o: 2 * rows * i * o  # forward FLOPs of one layer
+blocks = lambda rows, w, depth: depth * (lin(rows, w, 3 * w) + lin(rows, w, w) + 2 * lin(rows, w, 4 * w))
+fwd = lin(B * L, P, D) + blocks(B * (1 + K), D, 6) + lin(B * (1 + K), D, E) + blocks(B * (1 + L), E, 2) + lin(B * (1 + L), E, P)
+want = 3 * fwd - lin(B * L, P, D)  # forward, input and weight gradients; no input gradient for the patch embedding
+assert r['gemm_limit_flops'] == want, (r['gemm_limit_flops'], want)
+assert r['gemm_limit_s'] > 0 and 0 < r['gemm_share'] and abs(r['gemm_limit_gflops'] - want / r['gemm_limit_s'] * 1e-9) < 1e-6 * r['gemm_limit_gflops'], r
+" "$tmp/limit" && ok "bench --gemm_limit reports the step's GEMM time and share" || bad "bench --gemm_limit: $(tail -3 "$tmp/limit")"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

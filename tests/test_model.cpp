@@ -194,13 +194,14 @@ TEST(Model, InferenceModeSameForwardLessMemory) {
   EXPECT_THROW(inf.backward(), mae::Error);
 }
 
-// The CPU forward in row tiles (model/vit_blocks.cpp: whole samples, one thread per tile through every block) gives
-// the untiled forward's loss, predictions, latent and — through the activations the backward reads — gradients, up
-// to float rounding (OpenBLAS rounds a row's products differently depending on where its block of rows starts:
-// tiles and thread counts move those boundaries), and the same bits on every run; the inference model (one
-// activation set shared by the blocks) in tiles gives the training model's tiled forward bit for bit. Three OpenMP
-// threads and a batch big enough that both stacks tile (an odd tile count per thread; samples split unevenly).
-TEST(Model, RowTiledForwardSameAsUntiled) {
+// The CPU step in row tiles (model/vit_blocks.cpp: whole samples, one thread per tile through every block; the
+// backward in one run of tiles a thread, each run's weight gradients in its own buffer, summed in run order) gives
+// the untiled step's loss, predictions, latent and gradients up to float rounding (OpenBLAS rounds a row's
+// products differently depending on where its block of rows starts: tiles and thread counts move those boundaries,
+// and the runs split the gradients' sums), and the same bits on every run; the inference model (one activation set
+// shared by the blocks) in tiles gives the training model's tiled forward bit for bit. Three OpenMP threads and a
+// batch big enough that both stacks tile (runs of unequal length; samples split unevenly).
+TEST(Model, RowTiledStepSameAsUntiled) {
   const int threads = omp_get_max_threads();
   omp_set_num_threads(3);
   const ModelConfig c = tiny(true);  // 16 patches, mask 0.75: 5 encoder tokens, 17 decoder tokens
@@ -211,6 +212,8 @@ TEST(Model, RowTiledForwardSameAsUntiled) {
   EXPECT_EQ(m.encoder_blocks().forward_tiles(B), 6);
   EXPECT_EQ(m.decoder_blocks().forward_tiles(B), 23);
   EXPECT_EQ(m.encoder_blocks().forward_tiles(B / 2), 1);  // fewer than two tiles a thread: untiled
+  EXPECT_EQ(m.encoder_blocks().backward_tiles(B), 6);     // the backward too: runs of 2 + 2 + 2 tiles
+  EXPECT_EQ(m.decoder_blocks().backward_tiles(B), 23);    // 7 + 8 + 8
   const Batch bt = make_batch(c, B, 12);
   const std::vector<float> imgs(bt.imgs.begin(), bt.imgs.end());
   const size_t np = size_t(B) * (1 + c.num_patches()) * c.patch_dim(), nl = size_t(B) * (1 + m.len_keep()) * c.embed_dim;

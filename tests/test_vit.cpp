@@ -191,11 +191,11 @@ TEST(Vit, DropPathOffInEvalAndSmallerBatches) {
   for (int i = 0; i < 10; ++i) EXPECT_NEAR(l3[i], l_eval[i], 1e-13);
 }
 
-// The row-tiled CPU forward (model/vit_blocks.cpp) under drop path: each tile applies its own samples' scales
-// (offset into the (depth, 2, B) table), so logits, loss and gradients equal the untiled forward's up to float
-// rounding (OpenBLAS rounds a row's products by where its block of rows starts). A scale read from another sample
-// would move that sample's logits by far more.
-TEST(Vit, RowTiledForwardWithDropPath) {
+// The row-tiled CPU step (model/vit_blocks.cpp) under drop path: each tile applies its own samples' scales
+// (offset into the (depth, 2, B) table) forward and backward, so logits, loss and gradients equal the untiled
+// step's up to float rounding (OpenBLAS rounds a row's products by where its block of rows starts). A scale read
+// from another sample would move that sample's logits, or its gradients, by far more.
+TEST(Vit, RowTiledStepWithDropPath) {
   const int threads = omp_get_max_threads();
   omp_set_num_threads(2);
   const ModelConfig c = tiny();  // 9 patches + cls: 10 tokens
@@ -203,6 +203,7 @@ TEST(Vit, RowTiledForwardWithDropPath) {
   VitClassifier<CpuBackend<float>> m(c, {NC, true, 0.5}, B);
   randomize(m, 21);
   EXPECT_EQ(m.blocks().forward_tiles(B), 9);
+  EXPECT_EQ(m.blocks().backward_tiles(B), 9);
   m.set_training(true);
   std::vector<int64_t> ids(B);
   for (int b = 0; b < B; ++b) ids[size_t(b)] = b;

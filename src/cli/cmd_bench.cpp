@@ -11,6 +11,7 @@
 #include "cli/bench_loader.h"
 #include "cli/common.h"
 #include "cli/device.h"
+#include "cli/gemm_limit.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/mae.h"
@@ -29,7 +30,7 @@ struct BenchArgs {
   std::string model = "mae_vit_fmnist", checkpoint, device = "cpu", precision = "fp32", row_tiles = "on";
   int batch_size = 64, threads = 0, steps = 5, warmup = 1;
   double mask_ratio = 0.75;
-  bool norm_pix_loss = true, json = false, profile = false, cuda_graph = false;
+  bool norm_pix_loss = true, json = false, profile = false, cuda_graph = false, gemm_limit = false;
 };
 
 double peak_rss_mib() {
@@ -57,18 +58,24 @@ template <class F> double time_median(int warmup, int steps, F&& f) {
   return median(t);
 }
 
-// --row_tiles ab: the steps alternate between the row-tiled CPU forward and the untiled one (ops/cpu/row_tiles.h)
-// in one process, so a drifting machine slows both alike; the medians of each, tiled first.
-template <class F> std::pair<double, double> time_median_ab(int warmup, int steps, F&& f) {
-  std::vector<double> t[2];
-  for (int i = 0; i < warmup + 2 * steps; ++i) {
-    const int untiled = i % 2;
-    cpu::set_row_tiles(!untiled);
-    const double dt = seconds(f, i);
-    if (i >= warmup) t[untiled].push_back(dt);
+// Medians of f's and g's seconds over `steps` pairs of calls alternating f, g after `warmup` untimed pairs, so a
+// drifting machine slows both alike. The calls get their index: f even, g odd.
+template <class F, class G> std::pair<double, double> time_median_alternating(int warmup, int steps, F&& f, G&& g) {
+  std::vector<double> tf, tg;
+  for (int i = 0; i < warmup + steps; ++i) {
+    const double a = seconds(f, 2 * i), b = seconds(g, 2 * i + 1);
+    if (i >= warmup) tf.push_back(a), tg.push_back(b);
   }
+  return {median(tf), median(tg)};
+}
+
+// --row_tiles ab: the steps alternate between the row-tiled CPU blocks and the untiled ones (ops/cpu/row_tiles.h);
+// the medians of each, tiled first.
+template <class F> std::pair<double, double> time_median_ab(int warmup, int steps, F&& f) {
+  const auto r = time_median_alternating(
+      warmup, steps, [&](int i) { cpu::set_row_tiles(true), f(i); }, [&](int i) { cpu::set_row_tiles(false), f(i); });
   cpu::set_row_tiles(true);
-  return {median(t[0]), median(t[1])};
+  return r;
 }
 
 // Waits for queued device work (timings must cover it); nothing on host backends.
@@ -138,10 +145,18 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
   };
   const bool ab = a.row_tiles == "ab";
   cpu::set_row_tiles(a.row_tiles != "off");
-  double train_s, fwd_s, train_untiled_s = 0, fwd_untiled_s = 0;
+  double train_s, fwd_s, train_untiled_s = 0, fwd_untiled_s = 0, limit_s = 0, limit_flops = 0;
   if (ab) {
     std::tie(train_s, train_untiled_s) = time_median_ab(a.warmup, a.steps, train_step);
     std::tie(fwd_s, fwd_untiled_s) = time_median_ab(a.warmup, a.steps, fwd_step);
+  } else if (a.gemm_limit) {  // a round of the step's GEMMs after each step (cli/gemm_limit.h)
+    const GemmLimit limit(mae_step_gemms(cfg, B, m.len_keep()));
+    std::vector<double> rounds;
+    train_s = time_median_alternating(a.warmup, a.steps, train_step, [&](int) { rounds.push_back(limit.run()); })
+                  .first;
+    limit_s = median(std::vector<double>(rounds.end() - a.steps, rounds.end()));
+    limit_flops = limit.flops();
+    fwd_s = time_median(a.warmup, a.steps, fwd_step);
   } else {
     train_s = time_median(a.warmup, a.steps, train_step);
     fwd_s = time_median(a.warmup, a.steps, fwd_step);
@@ -187,6 +202,9 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                       {"cuda_graph", a.cuda_graph},
                       {"row_tiles", a.row_tiles}};
   if (ab) r["train_img_s_untiled"] = B / train_untiled_s, r["fwd_img_s_untiled"] = B / fwd_untiled_s;
+  if (a.gemm_limit)
+    r["gemm_limit_s"] = limit_s, r["gemm_limit_flops"] = limit_flops,
+    r["gemm_limit_gflops"] = limit_flops / limit_s * 1e-9, r["gemm_share"] = limit_s / train_s;
   if (a.profile) r["profile"] = prof;
   if (a.json) {
     std::printf("%s\n", r.dump().c_str());
@@ -198,6 +216,10 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
     if (ab)
       std::printf("untiled:    train %.2f img/s, forward %.2f img/s (steps alternating with the row-tiled ones above)\n",
                   B / train_untiled_s, B / fwd_untiled_s);
+    if (a.gemm_limit)
+      std::printf("GEMM limit: %.3f s/step (the step's linear-layer GEMMs alone, %.1f GFLOP/s, rounds alternating "
+                  "with the steps): the step is at %.1f %% of it\n",
+                  limit_s, limit_flops / limit_s * 1e-9, 100 * limit_s / train_s);
     std::printf("peak RSS:   %8.1f MiB\n", peak_rss_mib());
     if (peak_dev_mib > 0) std::printf("peak device memory (params, activations, optimizer): %.1f MiB\n", peak_dev_mib);
     if (a.profile) {
@@ -227,6 +249,9 @@ void run_bench(const BenchArgs& a) {
   set_threads(a.threads);
   check_cuda_graph(a.cuda_graph, a.device);
   if (a.profile && a.cuda_graph) fail("--profile times ops one by one: it cannot see inside --cuda_graph");
+  if (a.gemm_limit && (a.device != "cpu" || a.precision != "fp32" || a.row_tiles == "ab" || a.cuda_graph))
+    fail("--gemm_limit times the step's fp32 OpenBLAS GEMMs: it needs --device cpu, --precision fp32 and no "
+         "--row_tiles ab");
   if (a.row_tiles != "on" && a.device != "cpu")
     fail("--row_tiles ", a.row_tiles, ": row tiles are the CPU backend's (--device ", a.device, ")");
   with_backend(select_device(a.device, a.precision), [&]<class Bk>() { run_bench_on<Bk>(a); });
@@ -251,11 +276,15 @@ void add_bench(CLI::App& app) {
   c->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON line");
   c->add_flag("--profile", a->profile,
-              "Time per op over 3 more training steps (GPU: events around each op; CPU: wall time, forward untiled)");
+              "Time per op over 3 more training steps (GPU: events around each op; CPU: wall time, blocks untiled)");
   c->add_option("--row_tiles,--row-tiles", a->row_tiles,
-                "CPU: the block forward in row tiles (on), not (off), or steps alternating between the two (ab)")
+                "CPU: the blocks (forward and backward) in row tiles (on), not (off), or steps alternating between the "
+                "two (ab)")
       ->check(CLI::IsMember({"on", "off", "ab"}))
       ->capture_default_str();
+  c->add_flag("--gemm_limit,--gemm-limit", a->gemm_limit,
+              "CPU fp32: also time the step's linear-layer GEMMs alone, a round after each step, and print the "
+              "step's share of that limit");
   add_device_options(c, a->device, a->precision);
   add_cuda_graph_option(c, a->cuda_graph);
   c->add_flag("--loader", *loader,

@@ -25,6 +25,33 @@ void BlockStack<Bk>::bind(const ParamList& list, const std::string& prefix, int 
     w_.push_back(ptrs(params));
     if (grads) g_.push_back(ptrs(grads));
   }
+  // Where the stack's gradients lie: blocks.0. ... blocks.N. are consecutive in every ParamList we build (the
+  // official state_dict order); the span is checked against their size rather than assumed. (The gaps are the
+  // ParamList's alignment padding: zeros, which the runs' sums leave zero.)
+  g_lo_ = nullptr, g_span_ = 0;
+  if (grads && depth > 0) {
+    const size_t sizes[12] = {size_t(D), size_t(D),     size_t(3) * D * D, size_t(3) * D, size_t(D) * D,
+                              size_t(D), size_t(D),     size_t(D),         size_t(hidden) * D, size_t(hidden),
+                              size_t(D) * hidden, size_t(D)};
+    T *lo = g_[0].ln1w, *hi = lo;
+    size_t total = 0;
+    for (const Weights& g : g_) {
+      T* const p[12] = {g.ln1w, g.ln1b, g.qkvw, g.qkvb, g.projw, g.projb, g.ln2w, g.ln2b, g.fc1w, g.fc1b, g.fc2w, g.fc2b};
+      for (int k = 0; k < 12; ++k) {
+        lo = std::min(lo, p[k]);
+        hi = std::max(hi, p[k] + sizes[k]);
+        total += (sizes[k] + 15) / 16 * 16;  // the ParamList keeps every tensor 16-element aligned
+      }
+    }
+    if (size_t(hi - lo) <= total) g_lo_ = lo, g_span_ = total;
+  }
+}
+
+template <class Bk>
+typename BlockStack<Bk>::Weights BlockStack<Bk>::rebase(const Weights& g, T* base) const {
+  auto r = [&](T* p) { return base + (p - g_lo_); };
+  return Weights{r(g.ln1w),  r(g.ln1b), r(g.qkvw), r(g.qkvb), r(g.projw), r(g.projb),
+                 r(g.ln2w),  r(g.ln2b), r(g.fc1w), r(g.fc1b), r(g.fc2w),  r(g.fc2b)};
 }
 
 template <class Bk> void BlockStack<Bk>::set_drop_path_rate(double rate) {
@@ -139,48 +166,62 @@ template <class Bk> void BlockStack<Bk>::block_forward(int i, const T* x, int b0
 
 // dres holds ∂loss/∂xout on entry and ∂loss/∂x on exit: both residual branches accumulate into it in place.
 // Under drop path the branch sees scale ⊙ dres (in s.branch) while the skip connection passes dres unchanged.
-template <class Bk> void BlockStack<Bk>::block_backward(int i, const T* x, T* dres, int B) {
+template <class Bk>
+void BlockStack<Bk>::block_backward(int i, const T* x, T* dres, int b0, int B, const Weights& g) {
   const Weights& w = w_[size_t(i)];
-  const Weights& g = g_[size_t(i)];
   const Acts& a = acts(i);
   const BlockScratch<T>& s = *scratch_;
   const int N = B * Tn_, D = D_, Hd = hidden_;
   const size_t nd = size_t(N) * D, nh = size_t(N) * Hd, per = size_t(Tn_) * D;
+  // Samples [b0, b0 + B): row r0 onwards of every (rows, ·) buffer, sample b0 onwards of att and the scales.
+  const size_t r0 = size_t(b0) * Tn_, rd = r0 * D, rh = r0 * Hd, ra = size_t(b0) * H_ * Tn_ * Tn_;
+  x += rd, dres += rd;
+  T *lnout = s.lnout + rd, *act = s.act + rh, *dln = s.ln + rd, *dqkv = s.qkv + 3 * rd, *datty = s.atty + rd;
+  T *dfc1 = s.fc1 + rh, *dgelu = s.gelu + rh, *datt = s.att + ra, *branch = s.branch ? s.branch + rd : nullptr;
+  const T *qkv = a.qkv + 3 * rd, *att = a.att + ra, *atty = a.atty + rd, *xmid = a.xmid + rd, *fc1 = a.fc1 + rh;
+  T *ln1_mean = a.ln1_mean + r0, *ln1_rstd = a.ln1_rstd + r0, *ln2_mean = a.ln2_mean + r0, *ln2_rstd = a.ln2_rstd + r0;
   const bool dp = drops(i);
   // mlp branch
   const T* dmlp = dres;
   if (dp) {
-    Bk::zero(s.branch, nd);
-    Bk::residual_scale_backward(nullptr, s.branch, dres, scale(i, 1), B, per);
-    dmlp = s.branch;
+    Bk::zero(branch, nd);
+    Bk::residual_scale_backward(nullptr, branch, dres, scale(i, 1) + b0, B, per);
+    dmlp = branch;
   }
   // fc2's input gradient first (it does not need fc2's input); the GELU gradient pass then recomputes that input,
   // gelu(fc1), on its way through fc1, for fc2's weight gradient: one pass over (N, Hd) instead of two.
-  Bk::zero(s.gelu, nh);
-  Bk::linear_backward(s.gelu, nullptr, nullptr, dmlp, nullptr, w.fc2w, N, Hd, D);  // no dW: `in` is not read
-  Bk::zero(s.fc1, nh);
-  Bk::gelu_backward_recompute(s.act, s.fc1, s.gelu, a.fc1, nh);
-  Bk::linear_backward(nullptr, g.fc2w, g.fc2b, dmlp, s.act, w.fc2w, N, Hd, D);
+  Bk::zero(dgelu, nh);
+  Bk::linear_backward(dgelu, nullptr, nullptr, dmlp, nullptr, w.fc2w, N, Hd, D);  // no dW: `in` is not read
+  Bk::zero(dfc1, nh);
+  Bk::gelu_backward_recompute(act, dfc1, dgelu, fc1, nh);
+  Bk::linear_backward(nullptr, g.fc2w, g.fc2b, dmlp, act, w.fc2w, N, Hd, D);
   // norm2(xmid) recomputed: the same kernel on the same input rewrites the same mean/rstd and output
-  Bk::layernorm_forward(s.lnout, a.ln2_mean, a.ln2_rstd, a.xmid, w.ln2w, w.ln2b, N, D, eps_);
-  Bk::zero(s.ln, nd);
-  Bk::linear_backward(s.ln, g.fc1w, g.fc1b, s.fc1, s.lnout, w.fc1w, N, D, Hd);
-  Bk::layernorm_backward(dres, g.ln2w, g.ln2b, s.ln, a.xmid, w.ln2w, a.ln2_mean, a.ln2_rstd, N, D);
+  Bk::layernorm_forward(lnout, ln2_mean, ln2_rstd, xmid, w.ln2w, w.ln2b, N, D, eps_);
+  Bk::zero(dln, nd);
+  Bk::linear_backward(dln, g.fc1w, g.fc1b, dfc1, lnout, w.fc1w, N, D, Hd);
+  Bk::layernorm_backward(dres, g.ln2w, g.ln2b, dln, xmid, w.ln2w, ln2_mean, ln2_rstd, N, D);
   // attention branch
   const T* dattn = dres;
   if (dp) {
-    Bk::zero(s.branch, nd);
-    Bk::residual_scale_backward(nullptr, s.branch, dres, scale(i, 0), B, per);
-    dattn = s.branch;
+    Bk::zero(branch, nd);
+    Bk::residual_scale_backward(nullptr, branch, dres, scale(i, 0) + b0, B, per);
+    dattn = branch;
   }
-  Bk::zero(s.atty, nd);
-  Bk::linear_backward(s.atty, g.projw, g.projb, dattn, a.atty, w.projw, N, D, D);
-  Bk::zero(s.qkv, 3 * nd);
-  Bk::attention_backward(s.qkv, s.att, s.atty, a.qkv, a.att, B, Tn_, D, H_);
-  Bk::layernorm_forward(s.lnout, a.ln1_mean, a.ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // norm1(x) recomputed
-  Bk::zero(s.ln, nd);
-  Bk::linear_backward(s.ln, g.qkvw, g.qkvb, s.qkv, s.lnout, w.qkvw, N, D, 3 * D);
-  Bk::layernorm_backward(dres, g.ln1w, g.ln1b, s.ln, x, w.ln1w, a.ln1_mean, a.ln1_rstd, N, D);
+  Bk::zero(datty, nd);
+  Bk::linear_backward(datty, g.projw, g.projb, dattn, atty, w.projw, N, D, D);
+  Bk::zero(dqkv, 3 * nd);
+  Bk::attention_backward(dqkv, datt, datty, qkv, att, B, Tn_, D, H_);
+  Bk::layernorm_forward(lnout, ln1_mean, ln1_rstd, x, w.ln1w, w.ln1b, N, D, eps_);  // norm1(x) recomputed
+  Bk::zero(dln, nd);
+  Bk::linear_backward(dln, g.qkvw, g.qkvb, dqkv, lnout, w.qkvw, N, D, 3 * D);
+  Bk::layernorm_backward(dres, g.ln1w, g.ln1b, dln, x, w.ln1w, ln1_mean, ln1_rstd, N, D);
+}
+
+template <class Bk> void BlockStack<Bk>::blocks_backward(const T* x0, T* dres, int b0, int B, T* grads) {
+  for (int i = depth() - 1; i >= 0; --i) {
+    const Weights& g = g_[size_t(i)];
+    block_backward(i, i == 0 ? x0 : acts(i - 1).xout, dres, b0, B, grads ? rebase(g, grads) : g);
+  }
 }
 
 template <class Bk> void BlockStack<Bk>::blocks_forward(const T* x0, int b0, int B) {
@@ -227,10 +268,46 @@ template <class Bk> const typename Bk::T* BlockStack<Bk>::forward(const T* x0, i
 }
 
 template <class Bk> void BlockStack<Bk>::backward(const T* x0, T* dres, int B) {
+  MAE_CHECK(B >= 1 && B <= batch_, "BlockStack::backward batch ", B, " (planned ", batch_, ")");
   MAE_CHECK(scratch_ != nullptr, "BlockStack::backward without scratch");
   MAE_CHECK(!shared_acts_ && g_.size() == w_.size(), "BlockStack::backward on an inference model");
   MAE_CHECK(!drop_path_active() || scratch_->branch != nullptr, "BlockStack::backward: no drop-path scratch");
-  for (int i = depth() - 1; i >= 0; --i) block_backward(i, i == 0 ? x0 : acts(i - 1).xout, dres, B);
+  if (depth() == 0) return;
+  const int tiles = backward_tiles(B);
+  if (tiles == 1) return blocks_backward(x0, dres, 0, B, nullptr);
+  // Runs of consecutive tiles, one a thread: run r takes tiles [r·tiles/runs, (r+1)·tiles/runs) in order, its
+  // weight gradients into its own buffer, so every sum has one order whichever thread runs it. (Per-tile buffers
+  // would let threads take tiles as they free up, as the forward does, but cost a gradient copy per tile.)
+  int runs = 1;
+  if constexpr (requires { Bk::row_tile_threads(); }) runs = std::min(Bk::row_tile_threads(), tiles);
+  const size_t extra = size_t(runs - 1) * g_span_;
+  if (run_grads_.size() < extra) run_grads_.resize(extra);  // once per (stack, thread count): not in every step
+  std::exception_ptr error;  // an exception must not leave the parallel region
+#pragma omp parallel for schedule(static, 1)
+  for (int r = 0; r < runs; ++r) {
+    try {
+      T* grads = r == 0 ? nullptr : run_grads_.data() + size_t(r - 1) * g_span_;
+      if (grads) Bk::zero(grads, g_span_);
+      for (int t = int(int64_t(tiles) * r / runs); t < int(int64_t(tiles) * (r + 1) / runs); ++t) {
+        const int b0 = int(int64_t(B) * t / tiles), b1 = int(int64_t(B) * (t + 1) / tiles);
+        blocks_backward(x0, dres, b0, b1 - b0, grads);
+      }
+    } catch (...) {
+#pragma omp critical(mae_block_tiles)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  // The runs' gradients into the stack's, in run order (each element summed alone: any thread split is the same).
+  T* g = g_lo_;
+  const T* rg = run_grads_.data();
+  const size_t span = g_span_;
+#pragma omp parallel for schedule(static)
+  for (size_t e = 0; e < span; ++e) {
+    T v = g[e];
+    for (int r = 1; r < runs; ++r) v += rg[size_t(r - 1) * span + e];
+    g[e] = v;
+  }
 }
 
 template <class Bk> double BlockStack<Bk>::forward_flops(int B) const {

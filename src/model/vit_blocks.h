@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/host_alloc.h"
 #include "model/params.h"
 
 namespace mae {
@@ -103,8 +104,13 @@ template <class Bk> class BlockStack {
   // samples, one thread per tile through all blocks (forward_tiles): the same values, no waiting between ops.
   const T* forward(const T* x0, int B);
   int forward_tiles(int B) const;  // how many row tiles forward splits B samples into (1: none)
+  // The same tiles, or 1 where the stack's gradients are not one span of the gradient buffer (see g_lo_).
+  int backward_tiles(int B) const { return g_span_ > 0 ? forward_tiles(B) : 1; }
   // dres: ∂loss/∂(last output) on entry, ∂loss/∂x0 on exit (both residual branches accumulate into it in
   // place); parameter gradients accumulate. Uses the activations of the last forward (same x0, same B).
+  // On the CPU it runs in the forward's row tiles too: the tiles split into one run of consecutive tiles per
+  // thread, each run adding its weight gradients into its own copy of the stack's gradients (the first run into
+  // the real ones), summed in run order at the end — deterministic, whichever thread takes which run.
   void backward(const T* x0, T* dres, int B);
 
   // ---- drop path ----
@@ -134,7 +140,10 @@ template <class Bk> class BlockStack {
   // Block i on samples [b0, b0 + B) of the batch: x and every buffer are the whole batch's, offset inside.
   void block_forward(int i, const T* x, int b0, int B, bool ln1_done);
   void blocks_forward(const T* x0, int b0, int B);  // every block, in order, on samples [b0, b0 + B)
-  void block_backward(int i, const T* x, T* dres, int B);
+  // Block i's backward on samples [b0, b0 + B), its parameter gradients added into g (g_[i] or a run's copy).
+  void block_backward(int i, const T* x, T* dres, int b0, int B, const Weights& g);
+  void blocks_backward(const T* x0, T* dres, int b0, int B, T* grads);  // every block, last first; grads: see g_lo_
+  Weights rebase(const Weights& g, T* base) const;  // g's pointers moved from the gradient buffer into base
   const T* scale(int i, int branch) const { return scale_ + (size_t(i) * 2 + branch) * size_t(batch_); }
   bool drops(int i) const { return drop_path_active() && block_rate(i) > 0; }
 
@@ -147,6 +156,11 @@ template <class Bk> class BlockStack {
   double rate_ = 0;
   bool training_ = false;
   T* scale_ = nullptr;          // (depth, 2, batch) in the arena, when rate_ > 0
+  // The stack's gradients span [g_lo_, g_lo_ + g_span_) of the owner's gradient buffer (0: not contiguous enough to
+  // copy, and the backward is not tiled); the tiled backward's runs after the first add into copies of that span.
+  T* g_lo_ = nullptr;
+  size_t g_span_ = 0;
+  std::vector<T, HostAllocator<T>> run_grads_;  // (runs − 1, g_span_), grown on the first tiled backward
   std::vector<T> host_scale_;   // staging for scale_
 };
 

@@ -1,7 +1,8 @@
-// Whether the CPU backend runs a block stack's forward in row tiles (model/vit_blocks.cpp): the batch split into
-// tiles of whole samples, each OpenMP thread taking a tile through every block with the ops single-threaded inside
-// (OpenBLAS and the ops' own OpenMP loops run on one thread within a parallel region). No thread waits for another
-// between ops, and a tile's element-wise passes read what its GEMM just wrote, still in cache.
+// Whether the CPU backend runs a block stack's forward and backward in row tiles (model/vit_blocks.cpp): the batch
+// split into tiles of whole samples, each OpenMP thread taking tiles through every block with the ops
+// single-threaded inside (OpenBLAS and the ops' own OpenMP loops run on one thread within a parallel region). No
+// thread waits for another between ops, and a tile's element-wise passes read what its GEMM just wrote, still in
+// cache.
 #pragma once
 
 namespace mae::cpu {
@@ -11,8 +12,8 @@ namespace mae::cpu {
 // (its registry has no lock, and it times ops, which tiles interleave).
 int row_tile_threads();
 
-// On by default; tests and `mae bench --row_tiles off|ab` switch it off to compare the tiled forward with the
-// untiled one.
+// On by default; tests and `mae bench --row_tiles off|ab` switch it off to compare the tiled blocks with the
+// untiled ones.
 void set_row_tiles(bool on);
 
 }  // namespace mae::cpu
