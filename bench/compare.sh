@@ -99,7 +99,7 @@ run_one() {
   local impl=$1 model=$2 batch=$3 steps=$4 warmup=$5 out t0=$SECONDS
   if [[ $impl == mae ]]; then
     out=$("${RUN_ENV[@]}" "$MAE_BIN" bench --model "$model" --batch_size "$batch" --threads "$THREADS" \
-          --mask_ratio $MASK --norm_pix_loss true --steps "$steps" --warmup "$warmup" --json 2>"$errlog") \
+          --mask_ratio $MASK --norm_pix_loss true --steps "$steps" --warmup "$warmup" --gemm_limit --json 2>"$errlog") \
       || { cat "$errlog" >&2; die "mae bench failed on $model"; }
   else
     out=$("${RUN_ENV[@]}" "$PY" "$ROOT/bench/torch_bench.py" --model "$model" --batch_size "$batch" \
@@ -137,7 +137,8 @@ for r in rows:
 def agg(model, impl):
     rs = [r for r in rows if r["model"] == model and r["impl"] == impl]
     med = lambda k: statistics.median(r[k] for r in rs)
-    return {k: med(k) for k in ("train_img_s", "fwd_img_s", "train_gflops", "fwd_gflops")} | {
+    keys = ("train_img_s", "fwd_img_s", "train_gflops", "fwd_gflops") + (("gemm_share",) if impl == "mae" else ())
+    return {k: med(k) for k in keys} | {
         "peak_rss_mib": max(r["peak_rss_mib"] for r in rs), "batch": rs[0]["batch"], "threads": rs[0]["threads"],
         "blas": rs[0]["blas"]}
 print("$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, threads $THREADS, OMP_WAIT_POLICY=$WAIT_POLICY, "
@@ -145,8 +146,9 @@ print("$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, threads $THREADS, OMP_WAIT_POLICY
       "(CPU capability $torch_cap), mask $MASK, norm_pix_loss on")
 print()
 print("| config | batch | threads | ours train img/s | torch train img/s | ratio | ours fwd img/s | torch fwd img/s "
-      "| ratio | ours train GFLOP/s | torch train GFLOP/s | peak RSS ours / torch (MiB) | BLAS ours / torch |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+      "| ratio | ours train GFLOP/s | torch train GFLOP/s | ours: share of the GEMM limit | peak RSS ours / torch (MiB) "
+      "| BLAS ours / torch |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 notes = []
 for m in order:
     a, t = agg(m, "mae"), agg(m, "torch")
@@ -159,10 +161,12 @@ for m in order:
     print(f"| {m} | {a['batch']} | {a['threads']} | {a['train_img_s']:.1f} | {t['train_img_s']:.1f} | "
           f"{a['train_img_s'] / t['train_img_s']:.2f} | {a['fwd_img_s']:.1f} | {t['fwd_img_s']:.1f} | "
           f"{a['fwd_img_s'] / t['fwd_img_s']:.2f} | {a['train_gflops']:.1f} | {t['train_gflops']:.1f} | "
-          f"{a['peak_rss_mib']:.0f} / {t['peak_rss_mib']:.0f} | $mae_blas / {t['blas']} |")
+          f"{100 * a['gemm_share']:.1f} % | {a['peak_rss_mib']:.0f} / {t['peak_rss_mib']:.0f} | $mae_blas / {t['blas']} |")
 print()
 print("ratio = ours / torch (> 1: mae is faster). Per run, mae reports the median step time and torch_bench.py "
       "the mean; across rounds the median of the runs is shown, peak RSS the max.")
+print("Share of the GEMM limit (mae bench --gemm_limit): the step's linear-layer GEMMs timed alone on their full "
+      "shapes, a round after each step in the same process, over the step's time.")
 print("Steps: $steps_desc")
 print("mae BLAS: $mae_lib; torch BLAS: $torch_libs")
 hosts = sorted({r["host"] for r in rows if r["impl"] == "mae" and "host" in r})
