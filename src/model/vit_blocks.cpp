@@ -43,7 +43,7 @@ void BlockStack<Bk>::bind(const ParamList& list, const std::string& prefix, int 
         total += (sizes[k] + 15) / 16 * 16;  // the ParamList keeps every tensor 16-element aligned
       }
     }
-    if (size_t(hi - lo) <= total) g_lo_ = lo, g_span_ = total;
+    if (size_t(hi - lo) <= total) g_lo_ = lo, g_span_ = size_t(hi - lo);
   }
 }
 
