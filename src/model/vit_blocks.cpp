@@ -99,6 +99,10 @@ template <class Bk> typename BlockScratch<typename Bk::T>::Size BlockStack<Bk>::
   s.nh = N * hidden_;
   s.att = size_t(batch_) * H_ * Tn_ * Tn_;
   s.drop_path = rate_ > 0;
+  // Room for the tiled backward's extra runs, as many as threads tile the planned batch (a smaller batch has no
+  // more tiles). Planned from the threads at construction; more threads later only run fewer runs than threads.
+  const int tiles = !shared_acts_ && g_span_ > 0 ? forward_tiles(batch_) : 1;
+  if (tiles > 1) s.run_grads = size_t(std::min(tile_threads(), tiles) - 1) * g_span_;
   return s;
 }
 
@@ -228,9 +232,13 @@ template <class Bk> void BlockStack<Bk>::blocks_forward(const T* x0, int b0, int
   for (int i = 0; i < depth(); ++i) block_forward(i, i == 0 ? x0 : acts(i - 1).xout, b0, B, /*ln1_done=*/i > 0);
 }
 
+template <class Bk> int BlockStack<Bk>::tile_threads() const {
+  if constexpr (requires { Bk::row_tile_threads(); }) return Bk::row_tile_threads();
+  return 1;
+}
+
 template <class Bk> int BlockStack<Bk>::forward_tiles(int B) const {
-  int threads = 1;
-  if constexpr (requires { Bk::row_tile_threads(); }) threads = Bk::row_tile_threads();
+  const int threads = tile_threads();
   if (threads <= 1) return 1;
   // Tiles pay where a block's ops are short and many (narrow blocks, few tokens: the 28-px models' forward +10–19 %,
   // their training step +1–9 %; bench/results/cpu-zen3-20261206.md §8). Every tile re-reads the weights, so only
@@ -278,15 +286,13 @@ template <class Bk> void BlockStack<Bk>::backward(const T* x0, T* dres, int B) {
   // Runs of consecutive tiles, one a thread: run r takes tiles [r·tiles/runs, (r+1)·tiles/runs) in order, its
   // weight gradients into its own buffer, so every sum has one order whichever thread runs it. (Per-tile buffers
   // would let threads take tiles as they free up, as the forward does, but cost a gradient copy per tile.)
-  int runs = 1;
-  if constexpr (requires { Bk::row_tile_threads(); }) runs = std::min(Bk::row_tile_threads(), tiles);
-  const size_t extra = size_t(runs - 1) * g_span_;
-  if (run_grads_.size() < extra) run_grads_.resize(extra);  // once per (stack, thread count): not in every step
+  const int runs = std::min({tile_threads(), tiles, 1 + run_slots()});
+  T* const rg = scratch_->run_grads;  // run r ≥ 1 at rg + (r − 1)·g_span_
   std::exception_ptr error;  // an exception must not leave the parallel region
 #pragma omp parallel for schedule(static, 1)
   for (int r = 0; r < runs; ++r) {
     try {
-      T* grads = r == 0 ? nullptr : run_grads_.data() + size_t(r - 1) * g_span_;
+      T* grads = r == 0 ? nullptr : rg + size_t(r - 1) * g_span_;
       if (grads) Bk::zero(grads, g_span_);
       for (int t = int(int64_t(tiles) * r / runs); t < int(int64_t(tiles) * (r + 1) / runs); ++t) {
         const int b0 = int(int64_t(B) * t / tiles), b1 = int(int64_t(B) * (t + 1) / tiles);
@@ -300,7 +306,6 @@ template <class Bk> void BlockStack<Bk>::backward(const T* x0, T* dres, int B) {
   if (error) std::rethrow_exception(error);
   // The runs' gradients into the stack's, in run order (each element summed alone: any thread split is the same).
   T* g = g_lo_;
-  const T* rg = run_grads_.data();
   const size_t span = g_span_;
 #pragma omp parallel for schedule(static)
   for (size_t e = 0; e < span; ++e) {

@@ -16,7 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/host_alloc.h"
 #include "model/params.h"
 
 namespace mae {
@@ -51,14 +50,19 @@ template <class T> struct BlockScratch {
   T *ln = nullptr, *qkv = nullptr, *atty = nullptr, *fc1 = nullptr, *gelu = nullptr, *att = nullptr;
   T *lnout = nullptr, *act = nullptr;
   T* branch = nullptr;  // ∂loss/∂branch output under drop path (only planned when some stack uses drop path)
+  // The row-tiled CPU backward's weight gradients of its runs after the first (BlockStack::backward): one copy of
+  // a stack's gradient span per extra run. Untouched (so, mapped zero pages: no memory) where nothing tiles.
+  T* run_grads = nullptr;
+  size_t run_grads_n = 0;
 
   struct Size {  // elements each buffer needs
-    size_t nd = 0, nh = 0, att = 0;
+    size_t nd = 0, nh = 0, att = 0, run_grads = 0;
     bool drop_path = false;
     void merge(const Size& o) {
       nd = nd > o.nd ? nd : o.nd;
       nh = nh > o.nh ? nh : o.nh;
       att = att > o.att ? att : o.att;
+      run_grads = run_grads > o.run_grads ? run_grads : o.run_grads;
       drop_path = drop_path || o.drop_path;
     }
   };
@@ -72,6 +76,8 @@ template <class T> struct BlockScratch {
     req.push_back({&lnout, s.nd});
     req.push_back({&act, s.nh});
     if (s.drop_path) req.push_back({&branch, s.nd});
+    if (s.run_grads) req.push_back({&run_grads, s.run_grads});
+    run_grads_n = s.run_grads;
   }
 };
 
@@ -104,8 +110,8 @@ template <class Bk> class BlockStack {
   // samples, one thread per tile through all blocks (forward_tiles): the same values, no waiting between ops.
   const T* forward(const T* x0, int B);
   int forward_tiles(int B) const;  // how many row tiles forward splits B samples into (1: none)
-  // The same tiles, or 1 where the stack's gradients are not one span of the gradient buffer (see g_lo_).
-  int backward_tiles(int B) const { return g_span_ > 0 ? forward_tiles(B) : 1; }
+  // The same tiles, or 1 where the scratch has no room for a second run's gradients (see g_lo_, run_slots).
+  int backward_tiles(int B) const { return run_slots() > 0 ? forward_tiles(B) : 1; }
   // dres: ∂loss/∂(last output) on entry, ∂loss/∂x0 on exit (both residual branches accumulate into it in
   // place); parameter gradients accumulate. Uses the activations of the last forward (same x0, same B).
   // On the CPU it runs in the forward's row tiles too: the tiles split into one run of consecutive tiles per
@@ -144,6 +150,12 @@ template <class Bk> class BlockStack {
   void block_backward(int i, const T* x, T* dres, int b0, int B, const Weights& g);
   void blocks_backward(const T* x0, T* dres, int b0, int B, T* grads);  // every block, last first; grads: see g_lo_
   Weights rebase(const Weights& g, T* base) const;  // g's pointers moved from the gradient buffer into base
+  int tile_threads() const;  // the CPU backend's row_tile_threads(), 1 elsewhere
+  // Extra runs the scratch holds this stack's gradients for (0: the stack's gradients are not one span, or the
+  // scratch was planned without room: an inference model, or a stack that did not tile at the planned batch).
+  int run_slots() const {
+    return g_span_ > 0 && scratch_ && scratch_->run_grads ? int(scratch_->run_grads_n / g_span_) : 0;
+  }
   const T* scale(int i, int branch) const { return scale_ + (size_t(i) * 2 + branch) * size_t(batch_); }
   bool drops(int i) const { return drop_path_active() && block_rate(i) > 0; }
 
@@ -157,10 +169,10 @@ template <class Bk> class BlockStack {
   bool training_ = false;
   T* scale_ = nullptr;          // (depth, 2, batch) in the arena, when rate_ > 0
   // The stack's gradients span [g_lo_, g_lo_ + g_span_) of the owner's gradient buffer (0: not contiguous enough to
-  // copy, and the backward is not tiled); the tiled backward's runs after the first add into copies of that span.
+  // copy, and the backward is not tiled); the tiled backward's runs after the first add into copies of that span
+  // (BlockScratch::run_grads).
   T* g_lo_ = nullptr;
   size_t g_span_ = 0;
-  std::vector<T, HostAllocator<T>> run_grads_;  // (runs − 1, g_span_), grown on the first tiled backward
   std::vector<T> host_scale_;   // staging for scale_
 };
 
