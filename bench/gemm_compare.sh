@@ -11,6 +11,7 @@
 #               blis           BLIS OpenMP, its own CPU detection
 #               blis-skx       BLIS OpenMP, BLIS_ARCH_TYPE=0 (skx kernels)
 #               blis-zen3      BLIS OpenMP, BLIS_ARCH_TYPE=6 (zen3 kernels)
+#               mkl            Intel MKL (Debian non-free libmkl-rt), GNU OpenMP threading layer
 #     default: openblas openblas-auto dnnl dnnl-bf16 (BLIS lost on every block in the 2026-11-28 table)
 #   env: THREADS ("1 2": one column per variant and thread count), BUILD (build-bench), MIN_TIME (0.2 s per
 #        repetition), FILTER (regex of benchmark names), ROUNDS (1: with more, each variant runs that many times,
@@ -41,6 +42,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       blis)          cmd=(env -u BLIS_ARCH_TYPE "$BUILD/gemm_shapes_blis") ;;
       blis-skx)      cmd=(env BLIS_ARCH_TYPE=0 "$BUILD/gemm_shapes_blis") ;;
       blis-zen3)     cmd=(env BLIS_ARCH_TYPE=6 "$BUILD/gemm_shapes_blis") ;;
+      mkl)           cmd=(env "$BUILD/gemm_shapes_mkl") ;;
       *) echo "gemm_compare.sh: unknown variant '$v' (try: sed -n 2,20p $0)" >&2; exit 2 ;;
     esac
     echo "gemm_compare.sh: round $r, $v, $t threads (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2

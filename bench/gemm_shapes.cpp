@@ -1,9 +1,9 @@
 // GEMM throughput on the shapes the MAE models actually run, to pick the CPU GEMM library by measurement.
-// Built once per library by bench/CMakeLists.txt (GEMM_BLAS_OPENBLAS, GEMM_BLAS_BLIS or GEMM_BLAS_DNNL); see
+// Built once per library by bench/CMakeLists.txt (GEMM_BLAS_OPENBLAS, GEMM_BLAS_BLIS, GEMM_BLAS_MKL or GEMM_BLAS_DNNL); see
 // bench/README.md. The oneDNN build runs src/ops/cpu/dnnl_matmul.cpp, the very code mae's bf16 path calls, with f32
 // or bf16 operands (--dtype; bf16: operands rounded once before timing, f32 accumulation and output).
 //
-//   gemm_shapes_openblas [--threads=N] [Google Benchmark flags]
+//   gemm_shapes_openblas [--threads=N] [Google Benchmark flags]   (gemm_shapes_blis, gemm_shapes_mkl alike)
 //   gemm_shapes_dnnl [--threads=N] [--dtype=f32|bf16] [Google Benchmark flags]
 //
 // Every run prints the host (CPU model, vector extensions, OpenBLAS core, oneDNN ISA) in its context, and the
@@ -31,12 +31,18 @@
 #include <blis.h>
 #elif defined(GEMM_BLAS_OPENBLAS)
 #include <cblas.h>
+#elif defined(GEMM_BLAS_MKL)
+#include <cblas.h>  // OpenBLAS's header: the standard CBLAS prototypes, resolved against libmkl_rt
+// From mkl_service.h (Debian's libmkl-dev, not needed otherwise): the runtime library's threading layer and threads.
+extern "C" int MKL_Set_Threading_Layer(int);
+extern "C" void MKL_Set_Num_Threads(int);
+extern "C" void MKL_Get_Version_String(char*, int);
 #elif defined(GEMM_BLAS_DNNL)
 #include <cblas.h>  // only to name OpenBLAS's core in the host line (and keep it linked for that)
 
 #include "ops/cpu/dnnl_matmul.h"
 #else
-#error "define GEMM_BLAS_OPENBLAS, GEMM_BLAS_BLIS or GEMM_BLAS_DNNL"
+#error "define GEMM_BLAS_OPENBLAS, GEMM_BLAS_BLIS, GEMM_BLAS_MKL or GEMM_BLAS_DNNL"
 #endif
 
 namespace {
@@ -50,6 +56,8 @@ void set_blas_threads(int n) {
   bli_thread_set_num_threads(n);
 #elif defined(GEMM_BLAS_OPENBLAS)
   openblas_set_num_threads(n);
+#elif defined(GEMM_BLAS_MKL)
+  MKL_Set_Num_Threads(n);
 #endif
 }
 
@@ -59,6 +67,10 @@ std::string blas_name() {
          ", openmp " + std::to_string(bli_info_get_enable_openmp()) + ")";
 #elif defined(GEMM_BLAS_OPENBLAS)
   return std::string(openblas_get_config()) + " (core " + openblas_get_corename() + ")";
+#elif defined(GEMM_BLAS_MKL)
+  char v[256] = {};
+  MKL_Get_Version_String(v, sizeof v);
+  return std::string(v) + " (GNU OpenMP threading layer)";
 #else
   return mae::cpu::dnnl_mm::describe() + (g_bf16 ? ", bf16 operands" : ", f32 operands") +
          " (OpenBLAS core " + openblas_get_corename() + " in this process, unused)";
@@ -205,6 +217,11 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(GEMM_BLAS_MKL)
+  // Before any other MKL call: the GNU OpenMP layer (libmkl_gnu_thread), the runtime mae and the other builds use,
+  // instead of Intel's libiomp5, which Debian's runtime package does not ship. 3 = MKL_THREADING_GNU.
+  MKL_Set_Threading_Layer(3);
+#endif
   // Our own flag first; Google Benchmark rejects flags it does not know.
   int kept = 1;
   for (int i = 1; i < argc; ++i) {

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# ONNX Runtime (CPU, npm onnxruntime-node) next to `mae embed` on the same encoder, the same images and threads:
-# images/s of each, and how far ONNX Runtime's features are from mae's (max abs / max relative difference).
+# ONNX Runtime (CPU, npm onnxruntime-node) and PyTorch (the reference model, tools/mae_torch.py) next to `mae embed`
+# on the same encoder, the same images and threads: images/s of each, and how far their features are from mae's
+# (max abs / max relative difference).
 #   bench/onnx_vs_embed.sh path/to/mae [MODEL=mae_vit_base_patch16] [N=32] [BATCH=8] [THREADS=2]
 #   env: EMBED_ARGS (more mae embed flags, e.g. "--precision bf16")
 # The model is `mae init`'s (weights do not change the speed); N random PNGs at the model's size in a flat folder
 # (RGB, or grey for 1-channel models). mae embed decodes them with 1 worker thread ahead of the forward (its
 # images/s includes that); ONNX Runtime runs the forward alone on one batch of BATCH images normalised as mae embed
-# normalised them, 2 warm-up runs then N/BATCH (at least 3) timed runs. Needs python3 with numpy and PIL, node and
+# normalised them, 2 warm-up runs then N/BATCH (at least 3) timed runs; PyTorch the same on the same batch: the
+# encoder on all tokens as features are taken (patch embedding + positions, cls token, blocks, norm; no masking and
+# no decoder), torch.inference_mode, torch.set_num_threads(THREADS), on the OpenMP OpenBLAS as bench/compare.sh runs
+# it (skipped with a line saying so where torch does not import). Needs python3 with numpy and PIL, node and
 # test-tools/ (tools/setup.sh --test). Scratch: /tmp/onnx_bench/MODEL.
 set -euo pipefail
 M=$(realpath "$1")
@@ -20,7 +24,9 @@ mkdir -p "$W" && cd "$W"
 "$M" export w.safetensors m.onnx --force >/dev/null
 read -r S C < <($PY -c "import json,sys; c=json.loads(sys.argv[1]); print(c['img_size'], c['in_chans'])" \
   "$("$PY" "$SRC/tools/export_check.py" onnx-meta m.onnx mae.config)")
-# The images (random pixels at the model's size), then mae embed on them.
+# The images (random pixels at the model's size; exactly N: an earlier run's folder may hold more), then mae embed
+# on them.
+rm -rf imgs
 $PY - "$N" "$S" "$C" <<'PYEOF'
 import os, sys
 import numpy as np
@@ -57,10 +63,55 @@ ort_json=$(NODE_PATH="$SRC/test-tools/node_modules" node "$SRC/tests/ort_run.js"
 ort_rate=$($PY -c "import json,sys; print('%.2f' % json.loads(sys.argv[1])['images_per_s'])" "$ort_json")
 diff=$($PY "$SRC/tools/export_check.py" compare "cls, ORT vs mae embed (first $BATCH images)" ort/cls.f32 \
   "features@e.safetensors" --rows "$BATCH" --atol 1 || true)
+# PyTorch on the same batch and weights, the OpenMP OpenBLAS and THREADS threads as bench/compare.sh gives it.
+rm -f torch_cls.f32
+torch_out=$(env "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  "OMP_NUM_THREADS=$THREADS" "OPENBLAS_NUM_THREADS=$THREADS" "PYTHONPATH=$SRC/tools:$SRC/bench" \
+  $PY - "$MODEL" "$BATCH" "$C" "$S" "$THREADS" $((N / BATCH > 3 ? N / BATCH : 3)) <<'PYEOF' 2>&1
+import sys, time
+import numpy as np
+try:
+    import torch
+except ImportError:
+    print("PyTorch: skipped (python3 cannot import torch)"); sys.exit(0)
+import mae_torch, safetensors_np, torch_bench
+model, b, c, s, threads, runs = sys.argv[1], *map(int, sys.argv[2:])
+torch.set_num_threads(threads)
+m = mae_torch.build(model).eval()
+tensors, _ = safetensors_np.load("w.safetensors")
+state = m.state_dict()
+m.load_state_dict({k: torch.from_numpy(np.asarray(tensors[k], np.float32)) for k in state}, strict=True)
+x = torch.from_numpy(np.fromfile("x.f32", "<f4").reshape(b, c, s, s))
+def features(imgs):  # the encoder on all tokens, cls token after the final norm (mae embed's default features)
+    t = m.patch_embed(imgs) + m.pos_embed[:, 1:, :]
+    cls = (m.cls_token + m.pos_embed[:, :1, :]).expand(t.shape[0], -1, -1)
+    t = torch.cat([cls, t], dim=1)
+    for blk in m.blocks:
+        t = blk(t)
+    return m.norm(t)[:, 0]
+with torch.inference_mode():
+    f = features(x)
+    for _ in range(2):
+        features(x)
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        features(x)
+    dt = time.perf_counter() - t0
+f.numpy().astype("<f4").tofile("torch_cls.f32")
+print("PyTorch:      %.2f img/s (forward only, torch %s on %s, %d threads)"
+      % (runs * b / dt, torch.__version__, torch_bench.blas_description(torch)[0], torch.get_num_threads()))
+PYEOF
+) || true
+torch_diff=""
+[ -f torch_cls.f32 ] && torch_diff=$($PY "$SRC/tools/export_check.py" compare \
+  "cls, PyTorch vs mae embed (first $BATCH images)" torch_cls.f32 "features@e.safetensors" --rows "$BATCH" --atol 1 || true)
+rm -f torch_cls.f32
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 flags=$(grep -o -w -E 'avx2|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')
 echo "host: $cpu; $(nproc) cores; flags: ${flags:-none}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}; load $(cut -d" " -f1-3 /proc/loadavg)"
 echo "model $MODEL ($S px, $C ch), batch $BATCH, $THREADS threads, $N images"
 echo "mae embed${EMBED_ARGS:+ $EMBED_ARGS}:    $embed_rate (decode + forward; the whole command $($PY -c "print('%.1f' % ($t1 - $t0))") s)"
 echo "ONNX Runtime: $ort_rate img/s (forward only, onnxruntime-node $(node -p "require('$SRC/test-tools/node_modules/onnxruntime-node/package.json').version"))"
+echo "$torch_out"
 echo "$diff"
+[ -z "$torch_diff" ] || echo "$torch_diff"
