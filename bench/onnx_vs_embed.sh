@@ -8,8 +8,8 @@
 # (RGB, or grey for 1-channel models). mae embed decodes them with 1 worker thread ahead of the forward (its
 # images/s includes that); ONNX Runtime runs the forward alone on one batch of BATCH images normalised as mae embed
 # normalised them, 2 warm-up runs then N/BATCH (at least 3) timed runs; PyTorch the same on the same batch: the
-# encoder on all tokens as features are taken (patch embedding + positions, cls token, blocks, norm; no masking and
-# no decoder), torch.inference_mode, torch.set_num_threads(THREADS), on the OpenMP OpenBLAS as bench/compare.sh runs
+# encoder on all tokens as features are taken (MaskedAutoencoderViT.forward_features of tools/mae_torch.py: no
+# masking, no decoder), torch.inference_mode, torch.set_num_threads(THREADS), on the OpenMP OpenBLAS as bench/compare.sh runs
 # it (skipped with a line saying so where torch does not import). Needs python3 with numpy and PIL, node and
 # test-tools/ (tools/setup.sh --test). Scratch: /tmp/onnx_bench/MODEL.
 set -euo pipefail
@@ -82,13 +82,8 @@ tensors, _ = safetensors_np.load("w.safetensors")
 state = m.state_dict()
 m.load_state_dict({k: torch.from_numpy(np.asarray(tensors[k], np.float32)) for k in state}, strict=True)
 x = torch.from_numpy(np.fromfile("x.f32", "<f4").reshape(b, c, s, s))
-def features(imgs):  # the encoder on all tokens, cls token after the final norm (mae embed's default features)
-    t = m.patch_embed(imgs) + m.pos_embed[:, 1:, :]
-    cls = (m.cls_token + m.pos_embed[:, :1, :]).expand(t.shape[0], -1, -1)
-    t = torch.cat([cls, t], dim=1)
-    for blk in m.blocks:
-        t = blk(t)
-    return m.norm(t)[:, 0]
+def features(imgs):  # the cls token after the final norm: mae embed's default features
+    return m.forward_features(imgs)[:, 0]
 with torch.inference_mode():
     f = features(x)
     for _ in range(2):

@@ -205,14 +205,22 @@ class MaskedAutoencoderViT(nn.Module):
         mask = torch.gather(mask, 1, ids_restore)            # back to original patch order
         return x_kept, mask, ids_restore
 
-    def forward_encoder(self, imgs, mask_ratio, noise):
-        x = self.patch_embed(imgs) + self.pos_embed[:, 1:, :]                    # (B, L, D)
-        x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)         # (B, K, D)
+    def _encode(self, x):
+        """Patch tokens with positions (B, K, D) -> the encoder's normed output (B, 1+K, D), cls token first."""
         cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1)                                           # (B, 1+K, D)
         for blk in self.blocks:
             x = blk(x)
-        return self.norm(x), mask, ids_restore
+        return self.norm(x)
+
+    def forward_encoder(self, imgs, mask_ratio, noise):
+        x = self.patch_embed(imgs) + self.pos_embed[:, 1:, :]                    # (B, L, D)
+        x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)         # (B, K, D)
+        return self._encode(x), mask, ids_restore
+
+    def forward_features(self, imgs):
+        """The encoder on all tokens, no masking (as `mae embed` takes features): (B, 1+L, D), cls token first."""
+        return self._encode(self.patch_embed(imgs) + self.pos_embed[:, 1:, :])
 
     def forward_decoder(self, x, ids_restore):
         x = self.decoder_embed(x)                                                # (B, 1+K, Dd)
