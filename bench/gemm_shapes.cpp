@@ -13,7 +13,7 @@
 //   fwd: gemm(N,T, M, O, I)   dX: gemm(N,N, M, I, O)   dW: gemm(T,N, O, I, M)
 // Attention: the per-(batch, head) products of src/ops/cpu/attention.cpp, issued from an OpenMP parallel-for
 // over B·H on the strided qkv rows (lda = 3D), so the BLAS runs inside a parallel region as it does in mae; in the
-// oneDNN build, the batched matmul of src/ops/cpu/attention_bf16.cpp (the forward under --precision bf16).
+// oneDNN build, the batched matmul of src/ops/cpu/attention_dnnl.cpp (the forward under --precision bf16).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -119,7 +119,7 @@ void bm_gemm(benchmark::State& st, bool ta, bool tb, int M, int N, int K) {
 
 // qkv (B, T, 3D) → att (B·H, T, T) = q·kᵀ·scale, or out (B, T, D) = att · v, on the strided qkv rows.
 // BLAS builds: one GEMM per (b, h) from an OpenMP parallel-for over B·H (src/ops/cpu/attention.cpp, fp32).
-// oneDNN build: one batched matmul over all (b, h) (src/ops/cpu/attention_bf16.cpp's calls; bf16: operands
+// oneDNN build: one batched matmul over all (b, h) (src/ops/cpu/attention_dnnl.cpp's calls; bf16: operands
 // rounded once before timing).
 void bm_attention(benchmark::State& st, bool scores, int B, int T, int D, int H) {
   set_blas_threads(g_threads);

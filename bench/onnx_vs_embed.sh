@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ONNX Runtime (CPU, npm onnxruntime-node) and PyTorch (the reference model, tools/mae_torch.py) next to `mae embed`
 # on the same encoder, the same images and threads: images/s of each, and how far their features are from mae's
-# (max abs / max relative difference).
+# (max abs / max relative difference). mae's forward alone (`mae bench --features`, what ONNX Runtime's and
+# PyTorch's figures are) is printed beside its whole embed command.
 #   bench/onnx_vs_embed.sh path/to/mae [MODEL=mae_vit_base_patch16] [N=32] [BATCH=8] [THREADS=2]
 #   env: EMBED_ARGS (more mae embed flags, e.g. "--precision bf16")
 # The model is `mae init`'s (weights do not change the speed); N random PNGs at the model's size in a flat folder
@@ -58,8 +59,9 @@ x = [np.asarray(Image.open(f"imgs/{i:04d}.png"), np.float32).reshape(s, s, c).tr
 ((np.stack(x) - mean[:, None, None]) / std[:, None, None]).astype("<f4").tofile("x.f32")
 PYEOF
 mkdir -p ort
+runs=$((N / BATCH > 3 ? N / BATCH : 3))  # timed forwards of one batch (ONNX Runtime, PyTorch, mae bench --features)
 ort_json=$(NODE_PATH="$SRC/test-tools/node_modules" node "$SRC/tests/ort_run.js" m.onnx x.f32 "$BATCH" "$C" "$S" "$S" ort \
-  "$THREADS" $((N / BATCH > 3 ? N / BATCH : 3)))
+  "$THREADS" "$runs")
 ort_rate=$($PY -c "import json,sys; print('%.2f' % json.loads(sys.argv[1])['images_per_s'])" "$ort_json")
 diff=$($PY "$SRC/tools/export_check.py" compare "cls, ORT vs mae embed (first $BATCH images)" ort/cls.f32 \
   "features@e.safetensors" --rows "$BATCH" --atol 1 || true)
@@ -67,7 +69,7 @@ diff=$($PY "$SRC/tools/export_check.py" compare "cls, ORT vs mae embed (first $B
 rm -f torch_cls.f32
 torch_out=$(env "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
   "OMP_NUM_THREADS=$THREADS" "OPENBLAS_NUM_THREADS=$THREADS" "PYTHONPATH=$SRC/tools:$SRC/bench" \
-  $PY - "$MODEL" "$BATCH" "$C" "$S" "$THREADS" $((N / BATCH > 3 ? N / BATCH : 3)) <<'PYEOF' 2>&1
+  $PY - "$MODEL" "$BATCH" "$C" "$S" "$THREADS" "$runs" <<'PYEOF' 2>&1
 import sys, time
 import numpy as np
 try:
@@ -97,6 +99,11 @@ print("PyTorch:      %.2f img/s (forward only, torch %s on %s, %d threads)"
       % (runs * b / dt, torch.__version__, torch_bench.blas_description(torch)[0], torch.get_num_threads()))
 PYEOF
 ) || true
+# mae's forward alone on one batch, as ONNX Runtime's and PyTorch's are timed: `mae bench --features` (the encoder on
+# all tokens of an inference model with these weights, host images in, latent out; median of the runs).
+fwd_json=$("$M" bench --features --checkpoint w.safetensors --batch_size "$BATCH" --threads "$THREADS" --warmup 2 \
+  --steps "$runs" $(grep -o -E -- '--precision [a-z0-9]+' <<<"${EMBED_ARGS:-}" || true) --json)
+fwd_line=$($PY -c "import json,sys; r=json.loads(sys.argv[1]); print('%.2f img/s (forward only, mae bench --features, GEMMs: %s)' % (r['features_img_s'], r['gemm']))" "$fwd_json")
 torch_diff=""
 [ -f torch_cls.f32 ] && torch_diff=$($PY "$SRC/tools/export_check.py" compare \
   "cls, PyTorch vs mae embed (first $BATCH images)" torch_cls.f32 "features@e.safetensors" --rows "$BATCH" --atol 1 || true)
@@ -106,6 +113,7 @@ flags=$(grep -o -w -E 'avx2|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')
 echo "host: $cpu; $(nproc) cores; flags: ${flags:-none}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}; load $(cut -d" " -f1-3 /proc/loadavg)"
 echo "model $MODEL ($S px, $C ch), batch $BATCH, $THREADS threads, $N images"
 echo "mae embed${EMBED_ARGS:+ $EMBED_ARGS}:    $embed_rate (decode + forward; the whole command $($PY -c "print('%.1f' % ($t1 - $t0))") s)"
+echo "mae forward:  $fwd_line"
 echo "ONNX Runtime: $ort_rate img/s (forward only, onnxruntime-node $(node -p "require('$SRC/test-tools/node_modules/onnxruntime-node/package.json').version"))"
 echo "$torch_out"
 echo "$diff"

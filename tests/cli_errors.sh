@@ -44,6 +44,9 @@ expect_error unknown-model "mae_vit_gigantic" -- "$MAE" bench --model mae_vit_gi
 expect_error row-tiles-value "--row_tiles" -- "$MAE" bench --row_tiles sideways
 expect_error row-tiles-cuda "--row_tiles ab: row tiles are the CPU backend's" -- "$MAE" bench --row_tiles ab --device cuda
 expect_error gemm-limit-ab "--gemm_limit times the step's fp32 OpenBLAS GEMMs" -- "$MAE" bench --gemm_limit --row_tiles ab
+expect_error inference-gemm-alone "--inference_gemm ab chooses the GEMMs of the CPU's fp32 inference forward" -- "$MAE" bench --inference_gemm ab
+expect_error inference-gemm-value "--inference_gemm" -- "$MAE" bench --features --inference_gemm mkl
+expect_error features-gemm-limit "--features times the inference forward" -- "$MAE" bench --features --gemm_limit
 expect_error cuda-graph-cpu "--cuda_graph needs --device cuda" -- "$MAE" pretrain --cuda_graph --epochs 1
 # bf16 on a CPU without native bf16 GEMMs: ONEDNN_MAX_CPU_ISA=AVX2 hides avx512_bf16/AMX from oneDNN, so the
 # error shows on every host (builds without oneDNN give the same message with their own reason)

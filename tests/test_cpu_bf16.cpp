@@ -20,7 +20,7 @@
 #include "ops/cpu/precision.h"
 #include "ops/device_spec.h"
 #ifdef MAE_DNNL
-#include "ops/cpu/attention_bf16.h"
+#include "ops/cpu/attention_dnnl.h"
 #endif
 
 using namespace mae;
@@ -96,7 +96,7 @@ TEST_F(CpuBf16, GemmOpsCloseToFp32) {
   EXPECT_GT(n, 0);
 }
 
-// Attention's forward takes the bf16 products from 64 tokens on (cpu::attention_bf16_pays) and stays fp32, bit for
+// Attention's forward takes the bf16 products from 64 tokens on (cpu::attention_onednn_pays) and stays fp32, bit for
 // bit, below; the backward's products stay fp32 (its gradient differs only through the probabilities).
 TEST_F(CpuBf16, AttentionBf16FromLongSequences) {
   for (int Tn : {50, 97}) {
@@ -116,7 +116,7 @@ TEST_F(CpuBf16, AttentionBf16FromLongSequences) {
     run(Precision::fp32, o32, g32);
     run(Precision::bf16, o16, g16);
 #ifdef MAE_DNNL  // (bf16 is never available without it: the fixture skips)
-    EXPECT_EQ(cpu::attention_bf16_pays(Tn), Tn >= 64);
+    EXPECT_EQ(cpu::attention_onednn_pays(Tn), Tn >= 64);
 #endif
     if (Tn < 64) {
       EXPECT_EQ(o16, o32);

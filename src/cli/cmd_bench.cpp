@@ -1,5 +1,6 @@
 // mae bench: training-step (forward + backward + AdamW) and forward-only throughput of a model config; with
-// --loader, the input pipeline alone (cli/bench_loader.h).
+// --features, the encoder on all tokens as the evaluation commands run it instead; with --loader, the input pipeline
+// alone (cli/bench_loader.h).
 // Timings live here and in bench/, never in tests.
 #include <sys/resource.h>
 
@@ -14,11 +15,13 @@
 #include "cli/gemm_limit.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/inference_model.h"
 #include "model/mae.h"
 #include "train/step_graph.h"
 #include "model/weights.h"
 #include "ops/backend.h"
 #include "ops/cpu/host_info.h"
+#include "ops/cpu/precision.h"
 #include "ops/cpu/row_tiles.h"
 #include "train/adamw.h"
 #include "ops/dispatch.h"
@@ -28,9 +31,10 @@ namespace {
 
 struct BenchArgs {
   std::string model = "mae_vit_fmnist", checkpoint, device = "cpu", precision = "fp32", row_tiles = "on";
+  std::string inference_gemm;  // --features on the CPU at fp32: onednn, openblas or ab ("": as built)
   int batch_size = 64, threads = 0, steps = 5, warmup = 1;
   double mask_ratio = 0.75;
-  bool norm_pix_loss = true, json = false, profile = false, cuda_graph = false, gemm_limit = false;
+  bool norm_pix_loss = true, json = false, profile = false, cuda_graph = false, gemm_limit = false, features = false;
 };
 
 double peak_rss_mib() {
@@ -81,7 +85,112 @@ template <class F> std::pair<double, double> time_median_ab(int warmup, int step
 // Waits for queued device work (timings must cover it); nothing on host backends.
 template <class Bk> void sync() { Bk::synchronize(); }
 
-template <class Bk> void run_bench_on(const BenchArgs& a) {
+// Time per op over k more calls of `step` with the backend's profiler on (events around each op on the GPU, wall
+// time on the CPU): its rows, per call.
+template <class Bk, class F> nlohmann::json profile_ops(F&& step, int first) {
+  const int k = 3;
+  nlohmann::json rows = nlohmann::json::array();
+  Bk::profile_report();  // nothing from before
+  Bk::set_profiling(true);
+  for (int i = 0; i < k; ++i) step(first + i);
+  Bk::set_profiling(false);
+  for (const auto& t : Bk::profile_report())
+    rows.push_back({{"op", t.op}, {"ms_per_step", t.ms / k}, {"calls_per_step", double(t.calls) / k}});
+  return rows;
+}
+
+// The profile as a markdown table; `what` is the unit (a training step, a batch), `rest` what the CPU's sum leaves
+// out.
+template <class Bk> void print_profile(const nlohmann::json& rows, const char* what, double call_s, const char* rest) {
+  const bool cpu = std::string(Bk::name) == "cpu";
+  double total = 0;
+  for (const auto& t : rows) total += t["ms_per_step"].get<double>();
+  std::printf("\n%s per op (ms per %s; %s; sum %.3f ms of a %.3f ms %s, the rest is %s):\n", cpu ? "Time" : "GPU time",
+              what, cpu ? "wall time around each op" : "events around each op", total, call_s * 1e3, what,
+              cpu ? rest : "the GPU waiting for the host");
+  std::printf("| op | calls/%s | ms/%s | share |\n|---|---:|---:|---:|\n", what, what);
+  for (const auto& t : rows)
+    std::printf("| %s | %.0f | %.3f | %.1f%% |\n", t["op"].get<std::string>().c_str(), t["calls_per_step"].get<double>(),
+                t["ms_per_step"].get<double>(), 100 * t["ms_per_step"].get<double>() / std::max(total, 1e-12));
+}
+
+std::vector<float> random_images(const ModelConfig& cfg, int B) {
+  std::mt19937_64 rng(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> imgs(size_t(B) * cfg.in_chans * cfg.img_size * cfg.img_size);
+  for (auto& x : imgs) x = nd(rng);
+  return imgs;
+}
+
+// --features: the encoder on all L tokens, no decoder, as embed, knn, linprobe and serve take features: an
+// inference model (one set of activations for all blocks) with the bench's weights, host images in and the host
+// latent out, FrozenEncoder's noise (l / L: argsort keeps the patch order). On the CPU at fp32, --inference_gemm
+// ab alternates oneDNN and OpenBLAS batches (ops/cpu/precision.h: inference_onednn).
+template <class Bk>
+void run_features_on(const BenchArgs& a, const DeviceSpec& spec, const ModelConfig& cfg, const std::string& name,
+                     io::SafeTensorsReader* ck) {
+  const int B = a.batch_size, L = cfg.num_patches();
+  auto fm = make_inference_model(cfg, B, 0.0, spec);
+  if (ck) {
+    std::vector<float> host(fm->params().total, 0.0f);
+    load_params(*ck, fm->params(), host.data());
+    fm->set_params(host.data());
+  } else {
+    fm->init(0);
+  }
+  const std::vector<float> imgs = random_images(cfg, B);
+  std::vector<float> ordered(size_t(B) * L);
+  for (int b = 0; b < B; ++b)
+    for (int l = 0; l < L; ++l) ordered[size_t(b) * L + l] = float(l) / float(L);
+  if (!a.json)
+    std::printf("bench %s on %s (%s): the encoder on all %d tokens, batch %d, threads %d, %zu params\n", name.c_str(),
+                Bk::name, a.precision.c_str(), 1 + L, B, current_threads(), fm->params().total);
+  auto step = [&](int) { fm->forward_encoder(imgs.data(), ordered.data()); };
+  const bool ab = a.row_tiles == "ab", gemm_ab = a.inference_gemm == "ab";
+  cpu::set_row_tiles(a.row_tiles != "off");
+  double s = 0, other_s = 0;  // other: untiled (--row_tiles ab) or OpenBLAS (--inference_gemm ab)
+  if (ab) {
+    std::tie(s, other_s) = time_median_ab(a.warmup, a.steps, step);
+  } else if (gemm_ab) {  // oneDNN first, OpenBLAS second
+    std::tie(s, other_s) = time_median_alternating(
+        a.warmup, a.steps, [&](int i) { cpu::set_inference_onednn(true), step(i); },
+        [&](int i) { cpu::set_inference_onednn(false), step(i); });
+    cpu::set_inference_onednn(true);
+  } else {
+    s = time_median(a.warmup, a.steps, step);
+  }
+  const nlohmann::json prof = a.profile ? profile_ops<Bk>(step, a.warmup + a.steps) : nlohmann::json::array();
+  const double flops = encoder_flops(cfg, B, L);
+  const std::string gemm = !std::is_base_of_v<HostMemory, Bk> ? "cuBLAS/cuBLASLt"
+                           : a.precision == "bf16"           ? "oneDNN bf16"
+                           : gemm_ab                         ? "oneDNN f32 / OpenBLAS, alternating"
+                           : cpu::inference_onednn_enabled() ? "oneDNN f32"
+                                                             : "OpenBLAS";
+  const std::string host = cpu::host_info().line();
+  if (a.json) {
+    nlohmann::json r = {{"impl", "mae"},         {"model", name},          {"batch", B},
+                        {"threads", current_threads()}, {"tokens", 1 + L}, {"features_img_s", B / s},
+                        {"features_gflops", flops / s * 1e-9}, {"gemm", gemm}, {"device", Bk::name},
+                        {"precision", a.precision}, {"host", host},     {"row_tiles", a.row_tiles},
+                        {"peak_rss_mib", peak_rss_mib()}};
+    if (ab) r["features_img_s_untiled"] = B / other_s;
+    if (gemm_ab) r["features_img_s_openblas"] = B / other_s;
+    if (a.profile) r["profile"] = prof;
+    std::printf("%s\n", r.dump().c_str());
+    return;
+  }
+  std::printf("host:       %s\n", host.c_str());
+  std::printf("features:   %8.2f img/s  (%.3f s/batch, %.1f GFLOP/s; GEMMs: %s)\n", B / s, s, flops / s * 1e-9,
+              gemm.c_str());
+  if (ab) std::printf("untiled:    %8.2f img/s  (batches alternating with the row-tiled ones above)\n", B / other_s);
+  if (gemm_ab)
+    std::printf("OpenBLAS:   %8.2f img/s  (batches alternating with the oneDNN ones above: %.2fx)\n", B / other_s,
+                other_s / s);
+  std::printf("peak RSS:   %8.1f MiB\n", peak_rss_mib());
+  if (a.profile) print_profile<Bk>(prof, "batch", s, "outside the ops: the copies in and out");
+}
+
+template <class Bk> void run_bench_on(const BenchArgs& a, const DeviceSpec& spec) {
   ModelConfig cfg;
   std::string name = a.model;
   std::unique_ptr<io::SafeTensorsReader> ck;
@@ -95,6 +204,7 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
   cfg.norm_pix_loss = a.norm_pix_loss;
   if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
   if (a.steps < 1 || a.warmup < 0) fail("--steps must be ≥ 1 and --warmup ≥ 0");
+  if (a.features) return run_features_on<Bk>(a, spec, cfg, name, ck.get());
   const int B = a.batch_size, L = cfg.num_patches();
 
   MaeModel<Bk> m(cfg, B, a.mask_ratio);
@@ -109,11 +219,9 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
   float* mom = Bk::template alloc<float>(np);
   float* var = Bk::template alloc<float>(np);
 
-  std::mt19937_64 rng(1);
-  std::normal_distribution<float> nd;
+  const std::vector<float> imgs = random_images(cfg, B);
+  std::mt19937_64 rng(2);
   std::uniform_real_distribution<float> ud;
-  std::vector<float> imgs(size_t(B) * cfg.in_chans * cfg.img_size * cfg.img_size);
-  for (auto& x : imgs) x = nd(rng);
   float* dimgs = Bk::template alloc<float>(imgs.size());  // the batch in the backend's memory
   Bk::upload(dimgs, imgs.data(), imgs.size());
   const int nnoise = 4;  // a few masks so every step is not the same
@@ -170,20 +278,9 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                                host.openblas_core
                          : "OpenBLAS (OpenMP build), core " + host.openblas_core;
   if constexpr (!std::is_base_of_v<HostMemory, Bk>) blas = "cuBLAS/cuBLASLt on " + Bk::device_name();
-  // Time per op over a few more training steps: events around each op on the GPU, wall time on the CPU.
-  nlohmann::json prof = nlohmann::json::array();
-  if (a.profile) {
-    const int k = 3;
-    auto profiled = [&](auto set_on, auto report) {  // k steps with the backend's profiler on, its rows out
-      report();                                        // nothing from before
-      set_on(true);
-      for (int i = 0; i < k; ++i) train_step(a.warmup + a.steps + i);
-      set_on(false);
-      for (const auto& t : report())
-        prof.push_back({{"op", t.op}, {"ms_per_step", t.ms / k}, {"calls_per_step", double(t.calls) / k}});
-    };
-    profiled(Bk::set_profiling, Bk::profile_report);
-  }
+  // Time per op over a few more training steps.
+  const nlohmann::json prof =
+      a.profile ? profile_ops<Bk>(train_step, a.warmup + a.steps) : nlohmann::json::array();
   const double flops = m.forward_flops();
   nlohmann::json r = {{"impl", "mae"},
                       {"model", name},
@@ -222,23 +319,7 @@ template <class Bk> void run_bench_on(const BenchArgs& a) {
                   limit_s, limit_flops / limit_s * 1e-9, 100 * limit_s / train_s);
     std::printf("peak RSS:   %8.1f MiB\n", peak_rss_mib());
     if (peak_dev_mib > 0) std::printf("peak device memory (params, activations, optimizer): %.1f MiB\n", peak_dev_mib);
-    if (a.profile) {
-      double total = 0;
-      for (const auto& t : prof) total += t["ms_per_step"].get<double>();
-      if (std::string(Bk::name) == "cpu")
-        std::printf("\nTime per op (ms per training step, wall time around each op; sum %.3f ms of a %.3f ms step, "
-                    "the rest is outside the ops: AdamW bookkeeping, masking):\n",
-                    total, train_s * 1e3);
-      else
-        std::printf("\nGPU time per op (ms per training step; events around each op; sum %.3f ms of a %.3f ms step, "
-                    "the rest is the GPU waiting for the host):\n",
-                    total, train_s * 1e3);
-      std::printf("| op | calls/step | ms/step | share |\n|---|---:|---:|---:|\n");
-      for (const auto& t : prof)
-        std::printf("| %s | %.0f | %.3f | %.1f%% |\n", t["op"].get<std::string>().c_str(),
-                    t["calls_per_step"].get<double>(), t["ms_per_step"].get<double>(),
-                    100 * t["ms_per_step"].get<double>() / std::max(total, 1e-12));
-    }
+    if (a.profile) print_profile<Bk>(prof, "step", train_s, "outside the ops: AdamW bookkeeping, masking");
   }
   Bk::release(mom);
   Bk::release(var);
@@ -254,7 +335,15 @@ void run_bench(const BenchArgs& a) {
          "--row_tiles ab");
   if (a.row_tiles != "on" && a.device != "cpu")
     fail("--row_tiles ", a.row_tiles, ": row tiles are the CPU backend's (--device ", a.device, ")");
-  with_backend(select_device(a.device, a.precision), [&]<class Bk>() { run_bench_on<Bk>(a); });
+  if (a.features && (a.gemm_limit || a.cuda_graph))
+    fail("--features times the inference forward: --gemm_limit and --cuda_graph are the training step's");
+  if (!a.inference_gemm.empty() && (!a.features || a.device != "cpu" || a.precision != "fp32" || a.row_tiles == "ab"))
+    fail("--inference_gemm ", a.inference_gemm, " chooses the GEMMs of the CPU's fp32 inference forward: it needs "
+         "--features, --device cpu, --precision fp32 and no --row_tiles ab");
+  if (a.inference_gemm == "onednn" || a.inference_gemm == "ab") cpu::set_inference_onednn(true);  // fails without
+  if (a.inference_gemm == "openblas") cpu::set_inference_onednn(false);
+  const DeviceSpec spec = select_device(a.device, a.precision);
+  with_backend(spec, [&]<class Bk>() { run_bench_on<Bk>(a, spec); });
 }
 
 }  // namespace
@@ -276,12 +365,21 @@ void add_bench(CLI::App& app) {
   c->add_option("--warmup", a->warmup, "Untimed warm-up steps")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON line");
   c->add_flag("--profile", a->profile,
-              "Time per op over 3 more training steps (GPU: events around each op; CPU: wall time, blocks untiled)");
+              "Time per op over 3 more training steps or --features batches (GPU: events around each op; CPU: wall "
+              "time, blocks untiled)");
   c->add_option("--row_tiles,--row-tiles", a->row_tiles,
                 "CPU: the blocks (forward and backward) in row tiles (on), not (off), or steps alternating between the "
                 "two (ab)")
       ->check(CLI::IsMember({"on", "off", "ab"}))
       ->capture_default_str();
+  c->add_flag("--features", a->features,
+              "Time the encoder on all tokens instead, no decoder (what embed, knn, linprobe and serve run for "
+              "features): forward_encoder of an inference model, host images in, latent out; --profile, "
+              "--row_tiles ab apply to it");
+  c->add_option("--inference_gemm,--inference-gemm", a->inference_gemm,
+                "With --features on the CPU at fp32: the inference forward's GEMMs on oneDNN (the default in builds "
+                "with oneDNN), on OpenBLAS (as training), or batches alternating between the two (ab)")
+      ->check(CLI::IsMember({"onednn", "openblas", "ab"}));
   c->add_flag("--gemm_limit,--gemm-limit", a->gemm_limit,
               "CPU fp32: also time the step's linear-layer GEMMs alone, a round after each step, and print the "
               "step's share of that limit");

@@ -252,17 +252,26 @@ template <class Bk> void MaeModel<Bk>::backward(T dloss) {
   Bk::linear_backward(nullptr, g_patch_w_, g_patch_b_, d_tok_, patches_, patch_w_, B_ * L_, Cpp, D);
 }
 
+namespace {
+// A stack of ViT blocks on N = B·Tn rows of width W: qkv + proj + fc1 + fc2, and q·kᵀ + att·v.
+double blocks_flops(double B, double Tn, double W, double hid, int depth) {
+  return depth * (2 * B * Tn * W * (3 * W + W + 2 * hid) + 2 * 2 * B * Tn * Tn * W);
+}
+}  // namespace
+
+#ifndef MAE_MODEL_TEMPLATES_ONLY  // defined once, in mae.cpp's own object
+double encoder_flops(const ModelConfig& c, int batch, int kept) {
+  const double B = batch, L = c.num_patches(), K = kept, D = c.embed_dim;
+  const double Cpp = double(c.in_chans) * c.patch_size * c.patch_size;
+  return 2 * B * L * Cpp * D + blocks_flops(B, 1 + K, D, c.mlp_hidden(), c.depth);  // patch embed, blocks
+}
+#endif
+
 template <class Bk> double MaeModel<Bk>::forward_flops() const {
-  const double B = B_, L = L_, K = K_, P = P_, D = cfg_.embed_dim, E = cfg_.decoder_embed_dim;
-  const double Cpp = double(cfg_.in_chans) * cfg_.patch_size * cfg_.patch_size;
-  auto blocks = [&](double N, double Tn, double W, double hid, int depth) {
-    // qkv + proj + fc1 + fc2, and q·kᵀ + att·v
-    return depth * (2 * N * W * (3 * W + W + 2 * hid) + 2 * 2 * B * Tn * Tn * W);
-  };
-  double f = 2 * B * L * Cpp * D;  // patch embed
-  f += blocks(B * (1 + K), 1 + K, D, cfg_.mlp_hidden(), cfg_.depth);
-  f += 2 * B * (1 + K) * D * E;  // decoder_embed
-  f += blocks(B * (1 + L), 1 + L, E, cfg_.decoder_mlp_hidden(), cfg_.decoder_depth);
+  const double B = B_, L = L_, P = P_, D = cfg_.embed_dim, E = cfg_.decoder_embed_dim;
+  double f = encoder_flops(cfg_, B_, K_);
+  f += 2 * B * (1 + K_) * D * E;  // decoder_embed
+  f += blocks_flops(B, 1 + L, E, cfg_.decoder_mlp_hidden(), cfg_.decoder_depth);
   f += 2 * B * (1 + L) * E * P;  // decoder_pred
   return f;
 }

@@ -13,6 +13,10 @@
 
 namespace mae {
 
+// Model FLOPs of the encoder's forward on `kept` visible patches of a batch (patch embedding, blocks on 1 + kept
+// tokens: GEMMs and attention matmuls, 2·M·N·K each); kept = num_patches() for the features of all tokens.
+double encoder_flops(const ModelConfig& cfg, int batch, int kept);
+
 template <class Bk> class MaeModel {
  public:
   using T = typename Bk::T;

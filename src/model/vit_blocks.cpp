@@ -232,6 +232,11 @@ template <class Bk> void BlockStack<Bk>::blocks_forward(const T* x0, int b0, int
   for (int i = 0; i < depth(); ++i) block_forward(i, i == 0 ? x0 : acts(i - 1).xout, b0, B, /*ln1_done=*/i > 0);
 }
 
+template <class Bk> uint64_t BlockStack<Bk>::frozen_weights_version() {
+  if constexpr (requires { Bk::frozen_weights_version(); }) return Bk::frozen_weights_version();
+  return 0;
+}
+
 template <class Bk> int BlockStack<Bk>::tile_threads() const {
   if constexpr (requires { Bk::row_tile_threads(); }) return Bk::row_tile_threads();
   return 1;
@@ -260,10 +265,14 @@ template <class Bk> const typename Bk::T* BlockStack<Bk>::forward(const T* x0, i
     blocks_forward(x0, 0, B);
   } else {
     std::exception_ptr error;  // an exception must not leave the parallel region
+    // The caller's FrozenWeights scope (an inference model's forward) is per thread: every tile runs inside it, or a
+    // tile's result would depend on the thread that took it (ops/cpu/precision.h: inference_onednn).
+    const uint64_t frozen = frozen_weights_version();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int t = 0; t < tiles; ++t) {
       const int b0 = int(int64_t(B) * t / tiles), b1 = int(int64_t(B) * (t + 1) / tiles);
       try {
+        const typename Bk::FrozenWeights scope(frozen);
         blocks_forward(x0, b0, b1 - b0);
       } catch (...) {
 #pragma omp critical(mae_block_tiles)

@@ -151,6 +151,7 @@ template <class Bk> class BlockStack {
   void blocks_backward(const T* x0, T* dres, int b0, int B, T* grads);  // every block, last first; grads: see g_lo_
   Weights rebase(const Weights& g, T* base) const;  // g's pointers moved from the gradient buffer into base
   int tile_threads() const;  // the CPU backend's row_tile_threads(), 1 elsewhere
+  static uint64_t frozen_weights_version();  // the CPU backend's FrozenWeights scope on this thread, 0 elsewhere
   // Extra runs the scratch holds this stack's gradients for (0: the stack's gradients are not one span, or the
   // scratch was planned without room: an inference model, or a stack that did not tile at the planned batch).
   int run_slots() const {

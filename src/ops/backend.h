@@ -108,6 +108,7 @@ template <class T_> struct CpuBackend : HostMemory {
   static constexpr const char* name = "cpu";
   using PrecisionScope = cpu::PrecisionScope;  // ops/cpu/precision.h
   using FrozenWeights = cpu::FrozenWeightsScope;
+  static uint64_t frozen_weights_version() { return cpu::frozen_weights_version(); }  // this thread's scope, or 0
   // Block stacks run in row tiles on this many threads (1: not at all; ops/cpu/row_tiles.h).
   static int row_tile_threads() { return cpu::row_tile_threads(); }
   MAE_OP_LIST(MAE_OP_HOST_TIMED, cpu)

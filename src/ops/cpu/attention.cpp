@@ -1,7 +1,7 @@
 // Multi-head self-attention core, CPU: one OpenMP task per (b, h) pair, the three products per pair as small GEMMs
 // straight on the strided qkv rows (lda = 3D, no gather). Inside the parallel region OpenBLAS runs single-threaded.
-// Under Precision::bf16 (float, long enough sequences) the forward's products are oneDNN bf16 matmuls
-// (attention_bf16.h).
+// Under Precision::bf16, and in an inference model's fp32 forward (float, long enough sequences), the forward's
+// products are oneDNN matmuls (attention_dnnl.h).
 #include <cmath>
 #include <type_traits>
 
@@ -11,7 +11,7 @@
 #include "ops/cpu/precision.h"
 #include "ops/ops.h"
 #ifdef MAE_DNNL
-#include "ops/cpu/attention_bf16.h"
+#include "ops/cpu/attention_dnnl.h"
 #endif
 
 namespace mae::cpu {
@@ -21,9 +21,11 @@ template <class T> void attention_forward(T* out, T* att, const T* qkv, int B, i
   MAE_CHECK(H > 0 && D % H == 0, "D ", D, " H ", H);
   const int hd = D / H, ld = 3 * D;
 #ifdef MAE_DNNL
-  if constexpr (std::is_same_v<T, float>)
-    if (precision() == Precision::bf16 && attention_bf16_pays(Tn))
+  if constexpr (std::is_same_v<T, float>) {
+    if (precision() == Precision::bf16 && attention_onednn_pays(Tn))
       return attention_forward_bf16(out, att, qkv, B, Tn, D, H);
+    if (inference_onednn() && attention_onednn_pays(Tn)) return attention_forward_f32(out, att, qkv, B, Tn, D, H);
+  }
 #endif
   const T scale = T(1) / std::sqrt(T(hd));
 #pragma omp parallel for schedule(static)

@@ -1,5 +1,5 @@
 // The row-wise parts of CPU attention between its products: softmax over score rows in place (the fp32 path in
-// attention.cpp and the bf16 forward in attention_bf16.cpp), and the softmax backward of rows (attention.cpp).
+// attention.cpp and the bf16 forward in attention_dnnl.cpp), and the softmax backward of rows (attention.cpp).
 #pragma once
 #include <algorithm>
 #include <cmath>

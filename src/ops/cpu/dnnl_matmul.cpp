@@ -28,7 +28,7 @@ dnnl::engine& engine() {
 // row, column) in elements: a transposed operand is the same buffer with swapped row/column strides, no copy.
 struct Key {
   Operand type;
-  bool bias, acc;
+  bool bias, acc, gelu;
   float alpha;
   int nd;  // 2: one product; 4: a (B, H) batch of them
   int64_t B, H, M, N, K;
@@ -38,7 +38,7 @@ struct Key {
 };
 struct KeyHash {
   size_t operator()(const Key& k) const {
-    size_t h = size_t(k.type) | size_t(k.bias) << 1 | size_t(k.acc) << 2 | size_t(k.nd) << 3;
+    size_t h = size_t(k.type) | size_t(k.bias) << 1 | size_t(k.acc) << 2 | size_t(k.nd) << 3 | size_t(k.gelu) << 6;
     for (int64_t v : {k.B, k.H, k.M, k.N, k.K, k.a.b, k.a.h, k.a.r, k.a.c, k.b.b, k.b.h, k.b.r, k.b.c, k.c.b, k.c.h,
                       k.c.r, k.c.c, int64_t(k.threads), int64_t(std::bit_cast<uint32_t>(k.alpha))})
       h = h * 1000003u ^ size_t(v);
@@ -67,11 +67,10 @@ dnnl::matmul::primitive_desc make_pd(const Key& k) {
   const Descs d = descs(k);
   dnnl::primitive_attr attr;
   if (k.alpha != 1.f) attr.set_output_scales(0, {k.alpha});  // applied to the product (before a sum post-op)
-  if (k.acc) {  // C += product: the sum post-op reads C before writing it
-    dnnl::post_ops po;
-    po.append_sum(1.f);
-    attr.set_post_ops(po);
-  }
+  dnnl::post_ops po;
+  if (k.acc) po.append_sum(1.f);  // C += product: the sum post-op reads C before writing it
+  if (k.gelu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+  if (k.acc || k.gelu) attr.set_post_ops(po);
   try {
     return k.bias ? dnnl::matmul::primitive_desc(dnnl::matmul::desc(d.a, d.b, d.bias, d.c), attr, engine())
                   : dnnl::matmul::primitive_desc(dnnl::matmul::desc(d.a, d.b, d.c), attr, engine());
@@ -101,11 +100,24 @@ struct Entry {
   }
 };
 
+// Inside an OpenMP parallel region (the row tiles of ops/cpu/row_tiles.h) a matmul runs on its calling thread
+// alone: oneDNN is told so (the thread's own nthreads ICV, which its OpenMP runtime reads at creation and
+// execution) and the primitive is keyed by it.
+struct OneThreadInParallel {
+  int saved = 0;
+  OneThreadInParallel() {
+    if (omp_in_parallel()) saved = omp_get_max_threads(), omp_set_num_threads(1);
+  }
+  ~OneThreadInParallel() {
+    if (saved) omp_set_num_threads(saved);
+  }
+};
+
 Strides plain(bool trans, int ld) { return trans ? Strides{0, 0, 1, ld} : Strides{0, 0, ld, 1}; }
 Key key2d(Operand type, bool transA, bool transB, int M, int N, int K, int lda, int ldb, bool bias, bool accumulate,
-          int ldc) {
-  return Key{type, bias, accumulate, 1.f, 2, 1, 1, M, N, K, plain(transA, lda), plain(transB, ldb), plain(false, ldc),
-             omp_get_max_threads()};
+          int ldc, bool gelu = false) {
+  return Key{type,       bias, accumulate, gelu, 1.f, 2, 1, 1, M, N, K, plain(transA, lda), plain(transB, ldb),
+             plain(false, ldc), omp_get_max_threads()};
 }
 
 void run(const Key& k, const void* A, const void* B, const float* bias, float* C) {
@@ -127,15 +139,17 @@ void run(const Key& k, const void* A, const void* B, const float* bias, float* C
 }  // namespace
 
 void matmul(Operand type, bool transA, bool transB, int M, int N, int K, const void* A, int lda, const void* B,
-            int ldb, const float* bias, bool accumulate, float* C, int ldc) {
+            int ldb, const float* bias, bool accumulate, float* C, int ldc, bool gelu) {
   if (M == 0 || N == 0) return;
-  run(key2d(type, transA, transB, M, N, K, lda, ldb, bias != nullptr, accumulate, ldc), A, B, bias, C);
+  const OneThreadInParallel one;
+  run(key2d(type, transA, transB, M, N, K, lda, ldb, bias != nullptr, accumulate, ldc, gelu), A, B, bias, C);
 }
 
 void matmul_batched(Operand type, int B, int H, int M, int N, int K, const void* A, Strides sa, const void* Bm,
                     Strides sb, float alpha, float* C, Strides sc) {
   if (B == 0 || H == 0 || M == 0 || N == 0) return;
-  run(Key{type, false, false, alpha, 4, B, H, M, N, K, sa, sb, sc, omp_get_max_threads()}, A, Bm, nullptr, C);
+  const OneThreadInParallel one;
+  run(Key{type, false, false, false, alpha, 4, B, H, M, N, K, sa, sb, sc, omp_get_max_threads()}, A, Bm, nullptr, C);
 }
 
 std::string impl_name(Operand type, bool transA, bool transB, int M, int N, int K) {

@@ -2,7 +2,7 @@
 // fp32 accumulation and fp32 output. One primitive per shape, created on first use and kept (per thread: the
 // primitive and its memory objects are not shared, so no lock and no allocation after the first call of a shape).
 //
-//   C (M, N) [+]= op(A) (M, K) · op(B) (K, N) [+ bias (N), broadcast over the rows]
+//   C (M, N) [+]= [GELU](op(A) (M, K) · op(B) (K, N) [+ bias (N), broadcast over the rows])
 //   lda/ldb/ldc are the row strides of the matrices as stored (before transposition), as in ops/cpu/gemm.h.
 //
 // bench/gemm_shapes.cpp links this same file, so the GEMM table measures exactly what mae runs.
@@ -14,10 +14,11 @@ namespace mae::cpu::dnnl_mm {
 
 enum class Operand { f32, bf16 };  // bf16: A and B point to uint16_t bf16 values; C and bias stay float
 
-// accumulate: C += product (the backward's gradient rule) instead of C = product. Throws mae::Error when oneDNN
-// cannot make the primitive.
+// accumulate: C += product (the backward's gradient rule) instead of C = product. gelu: C = GELU(product + bias),
+// the exact (erf) GELU applied as C is written (an inference model's fc1). Throws mae::Error when oneDNN cannot make
+// the primitive. Inside an OpenMP parallel region the product runs on the calling thread alone.
 void matmul(Operand type, bool transA, bool transB, int M, int N, int K, const void* A, int lda, const void* B,
-            int ldb, const float* bias, bool accumulate, float* C, int ldc);
+            int ldb, const float* bias, bool accumulate, float* C, int ldc, bool gelu = false);
 
 // Element strides of a (B, H) batch of matrices: between batches, heads, rows and columns.
 struct Strides {

@@ -1,7 +1,10 @@
-// CPU fused forward ops (op_decls.inc): residual + LayerNorm in one pass over the rows; linear + GELU composed
-// (ops/composed.inc).
+// CPU fused forward ops (op_decls.inc): residual + LayerNorm in one pass over the rows; linear + GELU.
 #include "ops/cpu/layernorm_row.h"
+#include "ops/cpu/precision.h"
 #include "ops/ops.h"
+#ifdef MAE_DNNL
+#include "ops/cpu/dnnl_matmul.h"
+#endif
 
 namespace mae::cpu {
 
@@ -31,7 +34,19 @@ void residual_layernorm_forward(T* sum, T* out, T* mean, T* rstd, const T* x, co
   }
 }
 
-#include "ops/composed.inc"
+// Linear + exact GELU. The GEMM adds the bias for free (OpenBLAS onto the seeded output, oneDNN itself), so on
+// the training path the GELU is a pass of its own that keeps `pre` for the backward. An inference forward
+// (inference_onednn()) has no backward: oneDNN applies the GELU as it writes `act`, and `pre` is left unwritten.
+template <class T> void linear_gelu_forward(T* pre, T* act, const T* in, const T* W, const T* b, int N, int I, int O) {
+#ifdef MAE_DNNL
+  if constexpr (std::is_same_v<T, float>)
+    if (inference_onednn() && I > 0 && N > 0 && O > 0)
+      return dnnl_mm::matmul(dnnl_mm::Operand::f32, false, true, N, O, I, in, I, W, I, b, false, act, O,
+                             /*gelu=*/true);
+#endif
+  linear_forward(pre, in, W, b, N, I, O);
+  gelu_forward(act, pre, size_t(N) * O);
+}
 
 #define MAE_INSTANTIATE(T)                                                                                       \
   template void residual_layernorm_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, \

@@ -1,6 +1,7 @@
 // CPU linear layer: the three products are BLAS GEMMs (fp32, OpenBLAS), or under Precision::bf16 oneDNN bf16
 // matmuls (ops/cpu/linear_bf16.h); the bias sum is a column-blocked OpenMP reduction, fp32 in both (under bf16 it
-// also rounds the gradient for the products).
+// also rounds the gradient for the products). An inference model's fp32 forward runs oneDNN f32 matmuls
+// (inference_onednn(), ops/cpu/precision.h).
 #include <algorithm>
 #include <type_traits>
 
@@ -10,6 +11,7 @@
 #include "ops/cpu/precision.h"
 #include "ops/ops.h"
 #ifdef MAE_DNNL
+#include "ops/cpu/dnnl_matmul.h"
 #include "ops/cpu/linear_bf16.h"
 #endif
 
@@ -28,6 +30,9 @@ template <class T> void linear_forward(T* out, const T* in, const T* W, const T*
 #ifdef MAE_DNNL
   if constexpr (std::is_same_v<T, float>)
     if (bf16_gemm() && I > 0) return linear_forward_bf16(out, in, W, b, N, I, O);
+  if constexpr (std::is_same_v<T, float>)
+    if (inference_onednn() && I > 0)  // an inference forward: oneDNN adds the bias itself (no seeding pass)
+      return dnnl_mm::matmul(dnnl_mm::Operand::f32, false, true, N, O, I, in, I, W, I, b, false, out, O);
 #endif
   // Seed every row with the bias so the GEMM adds onto it (beta = 1): one pass over out instead of two.
   if (b) {

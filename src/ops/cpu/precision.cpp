@@ -1,5 +1,7 @@
 #include "ops/cpu/precision.h"
 
+#include <atomic>
+
 #include "core/error.h"
 #include "ops/cpu/host_info.h"
 #ifdef MAE_DNNL
@@ -50,5 +52,32 @@ thread_local uint64_t t_frozen_version = 0;
 FrozenWeightsScope::FrozenWeightsScope(uint64_t version) : prev_(t_frozen_version) { t_frozen_version = version; }
 FrozenWeightsScope::~FrozenWeightsScope() { t_frozen_version = prev_; }
 uint64_t frozen_weights_version() { return t_frozen_version; }
+
+namespace {
+#ifdef MAE_DNNL
+std::atomic<bool> g_inference_onednn{true};
+#else
+std::atomic<bool> g_inference_onednn{false};
+#endif
+}  // namespace
+void set_inference_onednn(bool on) {
+#ifdef MAE_DNNL
+  g_inference_onednn = on;
+#else
+  if (on)
+    fail("oneDNN for the inference forward: this mae was built without oneDNN (install libdnnl-dev and reconfigure)");
+#endif
+}
+bool inference_onednn_enabled() { return g_inference_onednn.load(std::memory_order_relaxed); }
+bool inference_onednn_built() {
+#ifdef MAE_DNNL
+  return true;
+#else
+  return false;
+#endif
+}
+bool inference_onednn() {
+  return inference_onednn_enabled() && t_frozen_version != 0 && g_precision == Precision::fp32;
+}
 
 }  // namespace mae::cpu

@@ -40,4 +40,17 @@ class FrozenWeightsScope {
 };
 uint64_t frozen_weights_version();  // 0 outside a scope
 
+// The fp32 forward of an inference model (inside a FrozenWeightsScope: no backward follows) through oneDNN instead
+// of OpenBLAS: the linear layers as matmuls that add their bias themselves (no seeding pass over the output) and,
+// for fc1, apply the exact GELU as they write (no separate GELU pass; the pre-activation, which only a backward
+// reads, is not written), and attention's two products as one batched matmul each over all (batch, head) pairs.
+// Measured on the encoder on all tokens (mae bench --features --inference_gemm ab; bench/results). On by default
+// in builds with oneDNN; process-wide.
+void set_inference_onednn(bool on);  // on: throws mae::Error in a build without oneDNN
+bool inference_onednn_enabled();      // the switch
+bool inference_onednn_built();        // the build has oneDNN (on is then the default)
+// Whether this forward takes that path: a build with oneDNN, switched on, fp32 (bf16 has its own), inside a
+// FrozenWeightsScope.
+bool inference_onednn();
+
 }  // namespace mae::cpu

@@ -12,7 +12,11 @@ void residual_layernorm_forward(T* sum, T* out, T* mean, T* rstd, const T* x, co
   layernorm_forward(out, mean, rstd, sum, w, b, B * Tn, C, eps);
 }
 
-#include "ops/composed.inc"
+// Linear + exact GELU: the linear layer, then the GELU of its output.
+template <class T> void linear_gelu_forward(T* pre, T* act, const T* in, const T* W, const T* b, int N, int I, int O) {
+  linear_forward(pre, in, W, b, N, I, O);
+  gelu_forward(act, pre, size_t(N) * O);
+}
 
 #define MAE_INSTANTIATE(T)                                                                                       \
   template void residual_layernorm_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, \
