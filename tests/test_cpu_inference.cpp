@@ -80,7 +80,9 @@ TEST_F(CpuInferenceOnednn, LinearCloseToReference) {
     }
     cpu::set_inference_onednn(true);
     EXPECT_EQ(train, train_off);
-    if (s.I > 1) EXPECT_NE(onednn, train);  // the oneDNN path did run (another summation order)
+    if (s.I > 1) {
+      EXPECT_NE(onednn, train);  // the oneDNN path did run (another summation order)
+    }
   }
 }
 
@@ -126,8 +128,11 @@ TEST_F(CpuInferenceOnednn, AttentionCloseToReference) {
 #ifdef MAE_DNNL
     EXPECT_EQ(cpu::attention_onednn_pays(Tn), Tn >= 64);
 #endif
-    if (Tn < 64) EXPECT_EQ(out, out_train);
-    else EXPECT_NE(out, out_train);
+    if (Tn < 64) {
+      EXPECT_EQ(out, out_train);
+    } else {
+      EXPECT_NE(out, out_train);
+    }
   }
 }
 
