@@ -168,10 +168,18 @@ void run_features_on(const BenchArgs& a, const DeviceSpec& spec, const ModelConf
                                                              : "OpenBLAS";
   const std::string host = cpu::host_info().line();
   if (a.json) {
-    nlohmann::json r = {{"impl", "mae"},         {"model", name},          {"batch", B},
-                        {"threads", current_threads()}, {"tokens", 1 + L}, {"features_img_s", B / s},
-                        {"features_gflops", flops / s * 1e-9}, {"gemm", gemm}, {"device", Bk::name},
-                        {"precision", a.precision}, {"host", host},     {"row_tiles", a.row_tiles},
+    nlohmann::json r = {{"impl", "mae"},
+                        {"model", name},
+                        {"batch", B},
+                        {"threads", current_threads()},
+                        {"tokens", 1 + L},
+                        {"features_img_s", B / s},
+                        {"features_gflops", flops / s * 1e-9},
+                        {"gemm", gemm},
+                        {"device", Bk::name},
+                        {"precision", a.precision},
+                        {"host", host},
+                        {"row_tiles", a.row_tiles},
                         {"peak_rss_mib", peak_rss_mib()}};
     if (ab) r["features_img_s_untiled"] = B / other_s;
     if (gemm_ab) r["features_img_s_openblas"] = B / other_s;
