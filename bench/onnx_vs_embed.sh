@@ -103,14 +103,14 @@ PYEOF
 # all tokens of an inference model with these weights, host images in, latent out; median of the runs).
 fwd_json=$("$M" bench --features --checkpoint w.safetensors --batch_size "$BATCH" --threads "$THREADS" --warmup 2 \
   --steps "$runs" $(grep -o -E -- '--precision [a-z0-9]+' <<<"${EMBED_ARGS:-}" || true) --json)
-fwd_line=$($PY -c "import json,sys; r=json.loads(sys.argv[1]); print('%.2f img/s (forward only, mae bench --features, GEMMs: %s)' % (r['features_img_s'], r['gemm']))" "$fwd_json")
+read_fwd() { $PY -c "import json,sys; r=json.loads(sys.argv[1]); print($1)" "$fwd_json"; }
+fwd_line=$(read_fwd "'%.2f img/s (forward only, mae bench --features, GEMMs: %s)' % (r['features_img_s'], r['gemm'])")
 torch_diff=""
 [ -f torch_cls.f32 ] && torch_diff=$($PY "$SRC/tools/export_check.py" compare \
   "cls, PyTorch vs mae embed (first $BATCH images)" torch_cls.f32 "features@e.safetensors" --rows "$BATCH" --atol 1 || true)
 rm -f torch_cls.f32
-cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
-flags=$(grep -o -w -E 'avx2|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')
-echo "host: $cpu; $(nproc) cores; flags: ${flags:-none}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}; load $(cut -d" " -f1-3 /proc/loadavg)"
+# mae's own host line: CPU model, vector extensions, the OpenBLAS core and oneDNN ISA it picked.
+echo "host: $(read_fwd "r['host']"); $(nproc) cores; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}; load $(cut -d" " -f1-3 /proc/loadavg)"
 echo "model $MODEL ($S px, $C ch), batch $BATCH, $THREADS threads, $N images"
 echo "mae embed${EMBED_ARGS:+ $EMBED_ARGS}:    $embed_rate (decode + forward; the whole command $($PY -c "print('%.1f' % ($t1 - $t0))") s)"
 echo "mae forward:  $fwd_line"

@@ -22,6 +22,8 @@ inline Vec randn(size_t n, unsigned seed, double scale = 1.0) {
 }
 
 template <class T> std::vector<T> cast(const Vec& v) { return std::vector<T>(v.begin(), v.end()); }
+// randn in float, for the tests of float-only paths (bf16, oneDNN)
+inline std::vector<float> randn_f(size_t n, unsigned seed) { return cast<float>(randn(n, seed)); }
 
 // Central-difference gradient of the scalar f() with respect to every element of x (x is perturbed in place and
 // restored). eps 1e-6 in double gives ~1e-9 relative accuracy for smooth ops.

@@ -30,7 +30,6 @@ namespace {
 
 using F = std::vector<float>;
 constexpr double kTolBf16 = 1e-2;
-F rnd(size_t n, unsigned seed) { return test::cast<float>(test::randn(n, seed)); }
 
 class CpuBf16 : public ::testing::Test {
  protected:
@@ -102,7 +101,7 @@ TEST_F(CpuBf16, AttentionBf16FromLongSequences) {
   for (int Tn : {50, 97}) {
     SCOPED_TRACE(Tn);
     const int B = 2, D = 96, H = 4;
-    const F qkv = rnd(size_t(B) * Tn * 3 * D, 9), dout = rnd(size_t(B) * Tn * D, 10);
+    const F qkv = test::randn_f(size_t(B) * Tn * 3 * D, 9), dout = test::randn_f(size_t(B) * Tn * D, 10);
     auto run = [&](Precision p, F& out, F& dqkv) {
       const cpu::PrecisionScope scope(p);
       F att(size_t(B) * H * Tn * Tn), scratch(att.size());
@@ -132,7 +131,7 @@ TEST_F(CpuBf16, AttentionBf16FromLongSequences) {
 // The bf16 copy of W made by the forward is refreshed when W changes between forwards (an optimizer step).
 TEST_F(CpuBf16, WeightCopyFollowsUpdates) {
   const int N = 37, I = 64, O = 48;
-  F in = rnd(size_t(N) * I, 1), W = rnd(size_t(O) * I, 2), out(size_t(N) * O), ref(out.size());
+  F in = test::randn_f(size_t(N) * I, 1), W = test::randn_f(size_t(O) * I, 2), out(size_t(N) * O), ref(out.size());
   const cpu::PrecisionScope bf16(Precision::bf16);
   CpuBackend<float>::linear_forward(out.data(), in.data(), W.data(), nullptr, N, I, O);
   for (size_t i = 0; i < W.size(); i += 2) W[i] *= -0.5f;  // an update in place, same address
@@ -140,7 +139,7 @@ TEST_F(CpuBf16, WeightCopyFollowsUpdates) {
   RefBackend<float>::linear_forward(ref.data(), in.data(), W.data(), nullptr, N, I, O);
   EXPECT_LE(rel_l2(out, ref), kTolBf16);
   // and the backward's din uses the updated copy too
-  F dout = rnd(out.size(), 3), din(size_t(N) * I, 0.f), din_ref(din.size(), 0.f);
+  F dout = test::randn_f(out.size(), 3), din(size_t(N) * I, 0.f), din_ref(din.size(), 0.f);
   CpuBackend<float>::linear_backward(din.data(), nullptr, nullptr, dout.data(), in.data(), W.data(), N, I, O);
   RefBackend<float>::linear_backward(din_ref.data(), nullptr, nullptr, dout.data(), in.data(), W.data(), N, I, O);
   EXPECT_LE(rel_l2(din, din_ref), kTolBf16);
@@ -159,7 +158,7 @@ TEST_F(CpuBf16, InferenceModelWeightCopiesFollowSetParams) {
   m->init(7);
   F p1(m->params().total);
   m->get_params(p1.data());
-  const F imgs = rnd(size_t(B) * 3 * 16 * 16, 8), noise(size_t(B) * cfg.num_patches(), 0.5f);
+  const F imgs = test::randn_f(size_t(B) * 3 * 16 * 16, 8), noise(size_t(B) * cfg.num_patches(), 0.5f);
   const size_t nl = size_t(B) * (1 + m->len_keep()) * cfg.embed_dim;
   auto latent = [&](InferenceModel& x) {
     const float* l = x.forward_encoder(imgs.data(), noise.data());
@@ -195,7 +194,7 @@ TEST_F(CpuBf16, ModelCloseToFp32) {
 // Leaving the scope gives back fp32: the same bits as a run that never saw bf16.
 TEST_F(CpuBf16, Fp32AfterScopeIsBitIdentical) {
   const int N = 29, I = 40, O = 24;
-  F in = rnd(size_t(N) * I, 4), W = rnd(size_t(O) * I, 5), b = rnd(O, 6);
+  F in = test::randn_f(size_t(N) * I, 4), W = test::randn_f(size_t(O) * I, 5), b = test::randn_f(O, 6);
   F before(size_t(N) * O), after(before.size()), mid(before.size());
   CpuBackend<float>::linear_forward(before.data(), in.data(), W.data(), b.data(), N, I, O);
   {

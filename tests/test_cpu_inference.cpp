@@ -29,7 +29,6 @@ using Cpu = CpuBackend<float>;
 using Ref = RefBackend<double>;
 constexpr double kTol = 1e-5;
 
-F rnd(size_t n, unsigned seed) { return test::cast<float>(test::randn(n, seed)); }
 D wide(const F& x) { return D(x.begin(), x.end()); }
 
 class CpuInferenceOnednn : public ::testing::Test {
@@ -62,7 +61,8 @@ TEST_F(CpuInferenceOnednn, LinearCloseToReference) {
   for (const S s : {S{37, 64, 48, true}, S{1, 17, 5, true}, S{197, 192, 576, true}, S{33, 1, 7, true},
                     S{50, 96, 31, false}}) {
     SCOPED_TRACE(testing::Message() << s.N << "x" << s.I << "->" << s.O << (s.bias ? " bias" : ""));
-    const F in = rnd(size_t(s.N) * s.I, 1), W = rnd(size_t(s.O) * s.I, 2), b = rnd(s.O, 3);
+    const F in = test::randn_f(size_t(s.N) * s.I, 1), W = test::randn_f(size_t(s.O) * s.I, 2);
+    const F b = test::randn_f(s.O, 3);
     const float* bp = s.bias ? b.data() : nullptr;
     D ref(size_t(s.N) * s.O);
     Ref::linear_forward(ref.data(), wide(in).data(), wide(W).data(), s.bias ? wide(b).data() : nullptr, s.N, s.I, s.O);
@@ -90,7 +90,7 @@ TEST_F(CpuInferenceOnednn, LinearCloseToReference) {
 // over the GELU's curved range), and leaves the pre-activation alone (only a backward reads it).
 TEST_F(CpuInferenceOnednn, LinearGeluCloseToReferenceAndKeepsNoPreActivation) {
   const int N = 61, I = 48, O = 96;
-  const F in = rnd(size_t(N) * I, 4), W = rnd(size_t(O) * I, 5), b = rnd(O, 6);
+  const F in = test::randn_f(size_t(N) * I, 4), W = test::randn_f(size_t(O) * I, 5), b = test::randn_f(O, 6);
   D pre_ref(size_t(N) * O), act_ref(pre_ref.size());
   Ref::linear_gelu_forward(pre_ref.data(), act_ref.data(), wide(in).data(), wide(W).data(), wide(b).data(), N, I, O);
   F pre(pre_ref.size(), 12345.f), act(pre_ref.size());
@@ -114,7 +114,7 @@ TEST_F(CpuInferenceOnednn, AttentionCloseToReference) {
   for (int Tn : {13, 50, 97, 197}) {
     SCOPED_TRACE(Tn);
     const int B = 2, Dm = 96, H = 3;
-    const F qkv = rnd(size_t(B) * Tn * 3 * Dm, 9);
+    const F qkv = test::randn_f(size_t(B) * Tn * 3 * Dm, 9);
     D out_ref(size_t(B) * Tn * Dm), att_ref(size_t(B) * H * Tn * Tn);
     Ref::attention_forward(out_ref.data(), att_ref.data(), wide(qkv).data(), B, Tn, Dm, H);
     F out(out_ref.size()), att(att_ref.size()), out_train(out.size()), att_train(att.size());
@@ -147,7 +147,7 @@ TEST_F(CpuInferenceOnednn, InferenceModelCloseToOpenblas) {
   const int B = 32, L = cfg.num_patches();
   auto m = make_inference_model(cfg, B, 0.0);
   m->init(3);
-  const F imgs = rnd(size_t(B) * 3 * 32 * 32, 8);
+  const F imgs = test::randn_f(size_t(B) * 3 * 32 * 32, 8);
   F noise(size_t(B) * L);
   for (size_t i = 0; i < noise.size(); ++i) noise[i] = float(i % L) / float(L);
   const size_t nl = size_t(B) * (1 + L) * cfg.embed_dim;

@@ -15,7 +15,7 @@
 #include "cli/gemm_limit.h"
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "model/inference_model.h"
+#include "eval/frozen_encoder.h"
 #include "model/mae.h"
 #include "train/step_graph.h"
 #include "model/weights.h"
@@ -122,30 +122,22 @@ std::vector<float> random_images(const ModelConfig& cfg, int B) {
   return imgs;
 }
 
-// --features: the encoder on all L tokens, no decoder, as embed, knn, linprobe and serve take features: an
-// inference model (one set of activations for all blocks) with the bench's weights, host images in and the host
-// latent out, FrozenEncoder's noise (l / L: argsort keeps the patch order). On the CPU at fp32, --inference_gemm
-// ab alternates oneDNN and OpenBLAS batches (ops/cpu/precision.h: inference_onednn).
-template <class Bk>
-void run_features_on(const BenchArgs& a, const DeviceSpec& spec, const ModelConfig& cfg, const std::string& name,
-                     io::SafeTensorsReader* ck) {
+// --features: the encoder on all tokens, no decoder, exactly as embed, knn and linprobe take features: a
+// FrozenEncoder (the checkpoint's weights, or the preset's official initialisation) encoding a batch of host images
+// into cls features. On the CPU at fp32, --inference_gemm ab alternates oneDNN and OpenBLAS batches
+// (ops/cpu/precision.h: inference_onednn).
+template <class Bk> void run_features_on(const BenchArgs& a, const DeviceSpec& spec) {
+  const bool file = !a.checkpoint.empty();
+  FrozenEncoder enc({file ? a.checkpoint : "", file ? "" : a.model, !file, 0, spec}, a.batch_size);
+  const ModelConfig& cfg = enc.config();
   const int B = a.batch_size, L = cfg.num_patches();
-  auto fm = make_inference_model(cfg, B, 0.0, spec);
-  if (ck) {
-    std::vector<float> host(fm->params().total, 0.0f);
-    load_params(*ck, fm->params(), host.data());
-    fm->set_params(host.data());
-  } else {
-    fm->init(0);
-  }
+  const std::string name = file ? a.checkpoint : a.model;
   const std::vector<float> imgs = random_images(cfg, B);
-  std::vector<float> ordered(size_t(B) * L);
-  for (int b = 0; b < B; ++b)
-    for (int l = 0; l < L; ++l) ordered[size_t(b) * L + l] = float(l) / float(L);
+  std::vector<float> feats(size_t(B) * enc.dim());
   if (!a.json)
     std::printf("bench %s on %s (%s): the encoder on all %d tokens, batch %d, threads %d, %zu params\n", name.c_str(),
-                Bk::name, a.precision.c_str(), 1 + L, B, current_threads(), fm->params().total);
-  auto step = [&](int) { fm->forward_encoder(imgs.data(), ordered.data()); };
+                Bk::name, a.precision.c_str(), 1 + L, B, current_threads(), enc.model().params().total);
+  auto step = [&](int) { enc.encode(imgs.data(), B, /*global_pool=*/false, feats.data()); };
   const bool ab = a.row_tiles == "ab", gemm_ab = a.inference_gemm == "ab";
   cpu::set_row_tiles(a.row_tiles != "off");
   double s = 0, other_s = 0;  // other: untiled (--row_tiles ab) or OpenBLAS (--inference_gemm ab)
@@ -199,6 +191,9 @@ void run_features_on(const BenchArgs& a, const DeviceSpec& spec, const ModelConf
 }
 
 template <class Bk> void run_bench_on(const BenchArgs& a, const DeviceSpec& spec) {
+  if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
+  if (a.steps < 1 || a.warmup < 0) fail("--steps must be ≥ 1 and --warmup ≥ 0");
+  if (a.features) return run_features_on<Bk>(a, spec);
   ModelConfig cfg;
   std::string name = a.model;
   std::unique_ptr<io::SafeTensorsReader> ck;
@@ -210,9 +205,6 @@ template <class Bk> void run_bench_on(const BenchArgs& a, const DeviceSpec& spec
     cfg = preset(a.model);
   }
   cfg.norm_pix_loss = a.norm_pix_loss;
-  if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
-  if (a.steps < 1 || a.warmup < 0) fail("--steps must be ≥ 1 and --warmup ≥ 0");
-  if (a.features) return run_features_on<Bk>(a, spec, cfg, name, ck.get());
   const int B = a.batch_size, L = cfg.num_patches();
 
   MaeModel<Bk> m(cfg, B, a.mask_ratio);

@@ -252,13 +252,6 @@ template <class Bk> void MaeModel<Bk>::backward(T dloss) {
   Bk::linear_backward(nullptr, g_patch_w_, g_patch_b_, d_tok_, patches_, patch_w_, B_ * L_, Cpp, D);
 }
 
-namespace {
-// A stack of ViT blocks on N = B·Tn rows of width W: qkv + proj + fc1 + fc2, and q·kᵀ + att·v.
-double blocks_flops(double B, double Tn, double W, double hid, int depth) {
-  return depth * (2 * B * Tn * W * (3 * W + W + 2 * hid) + 2 * 2 * B * Tn * Tn * W);
-}
-}  // namespace
-
 #ifndef MAE_MODEL_TEMPLATES_ONLY  // defined once, in mae.cpp's own object
 double encoder_flops(const ModelConfig& c, int batch, int kept) {
   const double B = batch, L = c.num_patches(), K = kept, D = c.embed_dim;

@@ -325,8 +325,7 @@ template <class Bk> void BlockStack<Bk>::backward(const T* x0, T* dres, int B) {
 }
 
 template <class Bk> double BlockStack<Bk>::forward_flops(int B) const {
-  const double N = double(B) * Tn_, W = D_, hid = hidden_;
-  return depth() * (2 * N * W * (3 * W + W + 2 * hid) + 2 * 2 * double(B) * Tn_ * Tn_ * W);
+  return blocks_flops(B, Tn_, D_, hidden_, depth());
 }
 
 #ifndef MAE_MODEL_TEMPLATES_ONLY  // set by model/model_cuda.cpp, which instantiates the CUDA model

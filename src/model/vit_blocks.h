@@ -81,6 +81,12 @@ template <class T> struct BlockScratch {
   }
 };
 
+// Model FLOPs of one forward of `depth` blocks on B sequences of Tn tokens of width W (MLP width `hidden`): qkv +
+// proj + fc1 + fc2, and q·kᵀ + att·v, 2·M·N·K each.
+inline double blocks_flops(double B, double Tn, double W, double hidden, int depth) {
+  return depth * (2 * B * Tn * W * (3 * W + W + 2 * hidden) + 2 * 2 * B * Tn * Tn * W);
+}
+
 template <class Bk> class BlockStack {
  public:
   using T = typename Bk::T;
@@ -139,7 +145,7 @@ template <class Bk> class BlockStack {
   int tokens() const { return Tn_; }
   const Weights& weights(int i) const { return w_[size_t(i)]; }
   const Acts& acts(int i) const { return a_[shared_acts_ ? 0 : size_t(i)]; }  // shared by all blocks in inference
-  // FLOPs of one forward for B sequences: qkv + proj + fc1 + fc2, and q·kᵀ + att·v.
+  // FLOPs of one forward for B sequences (blocks_flops).
   double forward_flops(int B) const;
 
  private:
