@@ -100,7 +100,7 @@ print("PyTorch:      %.2f img/s (forward only, torch %s on %s, %d threads)"
 PYEOF
 ) || true
 # mae's forward alone on one batch, as ONNX Runtime's and PyTorch's are timed: `mae bench --features` (the encoder on
-# all tokens of an inference model with these weights, host images in, latent out; median of the runs).
+# all tokens through the FrozenEncoder embed uses, these weights, host images in, features out; median of the runs).
 fwd_json=$("$M" bench --features --checkpoint w.safetensors --batch_size "$BATCH" --threads "$THREADS" --warmup 2 \
   --steps "$runs" $(grep -o -E -- '--precision [a-z0-9]+' <<<"${EMBED_ARGS:-}" || true) --json)
 read_fwd() { $PY -c "import json,sys; r=json.loads(sys.argv[1]); print($1)" "$fwd_json"; }

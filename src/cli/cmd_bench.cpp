@@ -374,7 +374,7 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   c->add_flag("--features", a->features,
               "Time the encoder on all tokens instead, no decoder (what embed, knn, linprobe and serve run for "
-              "features): forward_encoder of an inference model, host images in, latent out; --profile, "
+              "features): the FrozenEncoder they use, host images in, cls features out; --profile, "
               "--row_tiles ab apply to it");
   c->add_option("--inference_gemm,--inference-gemm", a->inference_gemm,
                 "With --features on the CPU at fp32: the inference forward's GEMMs on oneDNN (the default in builds "
