@@ -373,7 +373,7 @@ void add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"on", "off", "ab"}))
       ->capture_default_str();
   c->add_flag("--features", a->features,
-              "Time the encoder on all tokens instead, no decoder (what embed, knn, linprobe and serve run for "
+              "Time the encoder on all tokens instead, no decoder (what embed, knn and linprobe run for "
               "features): the FrozenEncoder they use, host images in, cls features out; --profile, "
               "--row_tiles ab apply to it");
   c->add_option("--inference_gemm,--inference-gemm", a->inference_gemm,
