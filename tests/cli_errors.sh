@@ -65,6 +65,19 @@ expect_error config-int-overflow "'embed_dim' = 99999999999 is out of range" -- 
 expect_error config-too-many-params "parameters; at most 2\\^32" -- "$MAE" init --output "$OUT" \
   --config '{"img_size":224,"patch_size":16,"in_chans":3,"embed_dim":16384,"depth":256,"num_heads":16}'
 
+# --batch_size: bounded (limits::kBatchImages) before anything is allocated, and a batch whose rows (images ×
+# tokens) would pass a GEMM's int is refused by the model before it allocates (they used to end in "out of memory",
+# or with overcommit in an int overflow)
+for c in "bench" "bench --features" "embed --checkpoint x --output $tmp/e.safetensors" "knn" "pretrain --epochs 1" \
+  "finetune --epochs 1" "linprobe --epochs 1"; do
+  expect_error "batch-size-huge $c" "--batch_size must be in \[1, 1048576\], got 2000000000" -- "$MAE" $c --batch_size 2000000000
+done
+expect_error batch-size-zero "--batch_size must be in \[1, 1048576\], got 0" -- "$MAE" bench --batch_size 0
+"$MAE" init --output "$tmp/grid128.safetensors" --config \
+  '{"img_size":2048,"patch_size":16,"in_chans":1,"embed_dim":32,"depth":1,"num_heads":2}' >/dev/null
+expect_error batch-rows-over-int "a batch of 131072 images of 16385 tokens is 2147614720 rows" -- \
+  "$MAE" bench --features --checkpoint "$tmp/grid128.safetensors" --batch_size 131072
+
 # flags that size the reconstruction grid: bounded in 64 bits before anything is allocated (they used to overflow)
 $PY "$SRC/tools/make_tiny_idx.py" "$tmp/idx" --n 8 --n_test 8 >/dev/null
 for f in "--gap 1431655765" "--scale 153391690"; do

@@ -16,6 +16,7 @@
 #include "model/mae.h"
 #include "model/masking.h"
 #include "model/pos_embed.h"
+#include "model/vit.h"
 #include "ops/backend.h"
 #include "ops/cpu/row_tiles.h"
 #include "train/step_graph.h"
@@ -426,6 +427,30 @@ TEST(Model, RejectsImpossibleConfigs) {
   EXPECT_THROW((MaeModel<CpuBackend<float>>(tiny(false), 2, 1.0)), mae::Error);
   EXPECT_THROW((MaeModel<CpuBackend<float>>(tiny(false), 2, 0.99)), mae::Error);  // keeps no patch of 16
   EXPECT_THROW(preset("mae_vit_gigantic"), mae::Error);
+}
+
+// A batch whose rows (images × tokens) pass the int a GEMM takes is refused before the arena is allocated: a
+// mae::Error naming the rows, not std::bad_alloc (the arena would be terabytes) nor an int overflow. 128 × 128
+// patches (the config's maximum) make 16385 tokens: 131064 images fit in 2^31 − 1 rows, 131065 do not.
+TEST(Model, RejectsBatchRowsPastInt) {
+  ModelConfig c = tiny(false);
+  c.img_size = 256, c.patch_size = 2;  // 16384 patches
+  auto msg = [](auto&& make) {
+    try {
+      make();
+    } catch (const mae::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string mae = msg([&] { MaeModel<CpuBackend<float>>(c, 131071, 0.75, ModelMode::inference); });
+  EXPECT_NE(mae.find("131071 images of 16385 tokens is 2147598335 rows"), std::string::npos) << mae;
+  const std::string vit =
+      msg([&] { VitClassifier<CpuBackend<float>>(c, {10, false, 0.0}, 131071, ModelMode::inference); });
+  EXPECT_NE(vit.find("2147598335 rows"), std::string::npos) << vit;
+  EXPECT_NO_THROW(check_batch_rows(131064, 16385));  // 2147483640 rows
+  EXPECT_THROW(check_batch_rows(131065, 16385), mae::Error);
+  EXPECT_THROW(check_batch_rows(0, 50), mae::Error);
 }
 
 // Host buffers (core/host_alloc.h): zero-filled and aligned whatever their size, below and above the 2 MiB where

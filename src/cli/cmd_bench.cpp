@@ -14,6 +14,7 @@
 #include "cli/device.h"
 #include "cli/gemm_limit.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "io/safetensors.h"
 #include "eval/frozen_encoder.h"
 #include "model/mae.h"
@@ -191,7 +192,7 @@ template <class Bk> void run_features_on(const BenchArgs& a, const DeviceSpec& s
 }
 
 template <class Bk> void run_bench_on(const BenchArgs& a, const DeviceSpec& spec) {
-  if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
+  limits::check_batch_size(a.batch_size);
   if (a.steps < 1 || a.warmup < 0) fail("--steps must be ≥ 1 and --warmup ≥ 0");
   if (a.features) return run_features_on<Bk>(a, spec);
   ModelConfig cfg;

@@ -33,7 +33,7 @@ struct EmbedArgs {
 void run_embed(const EmbedArgs& a) {
   set_threads(a.threads);
   const DeviceSpec dev = select_device(a.device, a.precision);
-  if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
+  limits::check_batch_size(a.batch_size);
   limits::check_num_workers(a.num_workers);
   if (!(a.crop_pct >= 0.0 && a.crop_pct <= 1.0)) fail("--crop_pct must be in (0, 1] (0: auto), got ", a.crop_pct);
   if (a.global_pool && a.cls_token) fail("--global_pool and --cls_token contradict each other");

@@ -30,11 +30,12 @@ void run_init(const InitArgs& a) {
     cfg = preset(a.model);
   }
   if (a.norm_pix_loss) cfg.norm_pix_loss = true;
-  MaeModel<CpuBackend<float>> m(cfg, 1, 0.75);
-  m.init(a.seed);
-  save_params(a.output, cfg, m.params(), m.params_data(), {}, {{"seed", std::to_string(a.seed)}});
+  const ParamList plist = make_mae_params(cfg);
+  std::vector<float> w(plist.total);  // the weights alone: no model, whose activations may be far larger
+  init_mae_weights(cfg, plist, a.seed, w.data());
+  save_params(a.output, cfg, plist, w.data(), {}, {{"seed", std::to_string(a.seed)}});
   size_t n = 0;
-  for (const auto& s : m.params().specs) n += s.numel;
+  for (const auto& s : plist.specs) n += s.numel;
   std::printf("wrote %s: %s, %zu parameters, seed %llu\n", a.output.c_str(), config_to_json(cfg).dump().c_str(), n,
               (unsigned long long)a.seed);
 }

@@ -28,11 +28,16 @@ constexpr uint64_t kShardFiles = uint64_t(1) << 20;
 // follows it: ImageNet-21k has 21,841).
 constexpr uint64_t kDatasetItems = uint64_t(1) << 32;
 constexpr int64_t kClasses = int64_t(1) << 20;
-// Images in one batch given as a tensor (`mae forward --input`): a batch is held whole in memory with its activations.
+// Images in one batch: --batch_size (per process) of every command, and a tensor given to `mae forward --input`. A
+// batch is held whole in memory with its activations; the official linear probe's 16384 is well inside.
 constexpr int64_t kBatchImages = int64_t(1) << 20;
 // Threads: --threads (OpenMP/BLAS) and --num_workers (loader threads).
 constexpr int kThreads = 1024;
 constexpr int kLoaderWorkers = 256;
+
+inline void check_batch_size(int64_t n) {
+  if (n < 1 || n > kBatchImages) fail("--batch_size must be in [1, ", kBatchImages, "], got ", n);
+}
 
 inline void check_num_workers(int n) {
   if (n < 0 || n > kLoaderWorkers) fail("--num_workers must be in [0, ", kLoaderWorkers, "], got ", n);

@@ -18,7 +18,7 @@ DecodeMode parse_decode_mode(const std::string& s) {
 }
 
 Loader::Loader(const Dataset& ds, const LoaderConfig& cfg) : ds_(ds), cfg_(cfg), transform_(cfg.transform) {
-  if (cfg.batch_size <= 0) fail("loader: batch size ", cfg.batch_size, " (must be > 0)");
+  limits::check_batch_size(cfg.batch_size);
   if (cfg.world < 1 || cfg.rank < 0 || cfg.rank >= cfg.world)
     fail("loader: rank ", cfg.rank, " of world ", cfg.world);
   limits::check_num_workers(cfg.num_workers);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/rng.h"
 #include "data/loader.h"
 #include "io/safetensors.h"
@@ -36,7 +37,7 @@ void reject_probe_checkpoint(const std::string& path, const std::string& flag) {
 }
 
 FrozenEncoder::FrozenEncoder(const EncoderSpec& spec, int batch) : batch_(batch) {
-  if (batch < 1) fail("--batch_size must be ≥ 1, got ", batch);
+  limits::check_batch_size(batch);
   LoadedWeights w;
   bool have_file = !spec.checkpoint.empty();
   if (have_file) {

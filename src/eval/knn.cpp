@@ -92,7 +92,7 @@ KnnResult knn_classify(const float* bank, const int32_t* bank_labels, int64_t N,
 KnnResult run_knn(const KnnArgs& a) {
   if (a.k < 1) fail("--k must be ≥ 1, got ", a.k);
   if (!(a.temperature > 0)) fail("--temperature must be > 0, got ", a.temperature);
-  if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
+  limits::check_batch_size(a.batch_size);
   limits::check_num_workers(a.num_workers);
   if (a.raw_pixels && a.random_init) fail("--raw_pixels and --random_init are two different baselines: pick one");
   if (!a.raw_pixels && a.checkpoint.empty() && !(a.random_init && !a.model.empty()))

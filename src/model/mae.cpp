@@ -17,9 +17,9 @@ MaeModel<Bk>::MaeModel(const ModelConfig& cfg, int batch, double mask_ratio, Mod
   MAE_CHECK(!shared_params || (mode == ModelMode::inference && kHostBk<Bk>),
             "shared weights are for inference on the host");
   cfg_.validate("model");
-  if (batch <= 0) fail("batch size must be positive, got ", batch);
   if (!(mask_ratio >= 0.0 && mask_ratio < 1.0)) fail("mask_ratio must be in [0, 1), got ", mask_ratio);
   L_ = cfg.num_patches();
+  check_batch_rows(batch, 1 + L_);  // the decoder's sequences: the longest
   K_ = cfg.len_keep(mask_ratio);
   P_ = cfg.patch_dim();
   if (K_ < 1) fail("mask_ratio ", mask_ratio, " keeps no patch of ", L_, " (len_keep = int(L·(1−ratio)) = 0)");
@@ -109,8 +109,7 @@ template <class Bk> MaeModel<Bk>::~MaeModel() {
   Bk::release(ids_restore_op_);
 }
 
-template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
-  MAE_CHECK(own_params_, "MaeModel::init on a model whose weights are shared");
+template <class T> void init_mae_weights(const ModelConfig& cfg, const ParamList& plist, uint64_t seed, T* out) {
   std::mt19937_64 rng(seed);
   auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * double(rng() >> 11) * 0x1.0p-53; };
   auto normal = [&]() {  // Box–Muller
@@ -119,11 +118,9 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
     const double u2 = double(rng() >> 11) * 0x1.0p-53;
     return std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
   };
-  std::vector<T> staging(plist_.total, T(0));  // initialised on the host, uploaded once (a copy on the CPU)
-  T* const base = staging.data();
-  const double patch_fan_in = double(cfg_.in_chans) * cfg_.patch_size * cfg_.patch_size;
-  for (const auto& s : plist_.specs) {
-    T* p = base + s.offset;
+  const double patch_fan_in = double(cfg.in_chans) * cfg.patch_size * cfg.patch_size;
+  for (const auto& s : plist.specs) {
+    T* p = out + s.offset;
     switch (s.init) {
       case Init::Xavier: {  // xavier_uniform_ on (fan_out, fan_in) = (shape[0], numel / shape[0])
         const double fan_out = double(s.shape[0]), fan_in = double(s.numel) / fan_out;
@@ -140,12 +137,19 @@ template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
         for (size_t i = 0; i < s.numel; ++i) p[i] = T(0.02 * normal());
         break;
       case Init::One:
-        for (size_t i = 0; i < s.numel; ++i) p[i] = T(1);
+        std::fill(p, p + s.numel, T(1));
         break;
       case Init::Zero:
+        std::fill(p, p + s.numel, T(0));
         break;
     }
   }
+}
+
+template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
+  MAE_CHECK(own_params_, "MaeModel::init on a model whose weights are shared");
+  std::vector<T> staging(plist_.total, T(0));  // initialised on the host, uploaded once (a copy on the CPU)
+  init_mae_weights(cfg_, plist_, seed, staging.data());
   Bk::upload(params_, staging.data(), staging.size());
 }
 
@@ -270,6 +274,8 @@ template <class Bk> double MaeModel<Bk>::forward_flops() const {
 }
 
 #ifndef MAE_MODEL_TEMPLATES_ONLY  // set by model/model_cuda.cpp, which instantiates the CUDA model
+template void init_mae_weights<float>(const ModelConfig&, const ParamList&, uint64_t, float*);
+template void init_mae_weights<double>(const ModelConfig&, const ParamList&, uint64_t, double*);
 template class MaeModel<CpuBackend<float>>;
 template class MaeModel<CpuBackend<double>>;
 template class MaeModel<RefBackend<float>>;

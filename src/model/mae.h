@@ -17,6 +17,11 @@ namespace mae {
 // tokens: GEMMs and attention matmuls, 2·M·N·K each); kept = num_patches() for the features of all tokens.
 double encoder_flops(const ModelConfig& cfg, int batch, int kept);
 
+// Official initialize_weights() from a seed into out (plist.total values, make_mae_params(cfg) layout): xavier_uniform
+// Linear weights, zero biases, LayerNorm 1/0, tokens N(0, .02), patch-embed bias U(±1/√(C·p·p)) as Conv2d's
+// default. MaeModel::init runs it; `mae init` runs it alone (no activations: a model's arena can be far larger).
+template <class T> void init_mae_weights(const ModelConfig& cfg, const ParamList& plist, uint64_t seed, T* out);
+
 template <class Bk> class MaeModel {
  public:
   using T = typename Bk::T;
@@ -44,8 +49,7 @@ template <class Bk> class MaeModel {
   T* param(const std::string& name) { return params_ + plist_.find(name).offset; }
   T* grad(const std::string& name) { return grads_ + plist_.find(name).offset; }
 
-  // Official initialize_weights() from a seed (xavier_uniform Linear weights, zero biases, LayerNorm 1/0,
-  // tokens N(0, .02), patch-embed bias U(±1/√(C·p·p)) as Conv2d's default).
+  // init_mae_weights (above) into the model's weights.
   void init(uint64_t seed);
   void zero_grad();
 

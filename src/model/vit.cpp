@@ -53,7 +53,7 @@ template <class Bk>
 VitClassifier<Bk>::VitClassifier(const ModelConfig& cfg, const ClassifierConfig& cc, int batch, ModelMode mode)
     : cfg_(cfg), cc_(cc), mode_(mode), B_(batch) {
   cfg_.validate("model");
-  if (batch <= 0) fail("batch size must be positive, got ", batch);
+  check_batch_rows(batch, 1 + int64_t(cfg_.num_patches()));
   if (cc.nb_classes < 1) fail("--nb_classes must be ≥ 1, got ", cc.nb_classes);
   if (!(cc.drop_path >= 0 && cc.drop_path < 1)) fail("--drop_path must be in [0, 1), got ", cc.drop_path);
   plist_ = make_vit_params(cfg_, cc_);

@@ -12,10 +12,12 @@
 // is 0 (path dropped) or 1/(1−p) (kept), p rising linearly over depth: dpr = linspace(0, drop_path_rate, depth).
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "model/params.h"
 
 namespace mae {
@@ -25,6 +27,16 @@ namespace mae {
 // set of activations (each block reads only the previous block's output, which it consumes before overwriting):
 // for ViT-B that is ~2.5× less memory than the training model.
 enum class ModelMode { train, inference };
+
+// The ops take a GEMM's rows (batch × tokens) as int, as a 32-bit BLAS does: a model checks its batch in 64 bits
+// with this before it allocates anything (a flag's batch is bounded by limits::kBatchImages, but tokens grow with
+// the image size).
+inline void check_batch_rows(int64_t batch, int64_t tokens) {
+  if (batch < 1) fail("batch size must be positive, got ", batch);
+  if (batch * tokens > std::numeric_limits<int>::max())
+    fail("a batch of ", batch, " images of ", tokens, " tokens is ", batch * tokens, " rows, more than the ",
+         std::numeric_limits<int>::max(), " one GEMM takes: use a smaller --batch_size");
+}
 
 // (where to store the pointer, how many elements) in the order the arena lays them out.
 template <class T> using ArenaRequests = std::vector<std::pair<T**, size_t>>;

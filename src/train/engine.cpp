@@ -23,7 +23,7 @@ using Clock = std::chrono::steady_clock;
 
 void validate(const RunArgs& a) {
   auto finite_ge0 = [](double v) { return std::isfinite(v) && v >= 0; };
-  if (a.batch_size < 1) fail("--batch_size must be ≥ 1, got ", a.batch_size);
+  limits::check_batch_size(a.batch_size);
   if (a.epochs < 1) fail("--epochs must be ≥ 1, got ", a.epochs);
   if (a.accum_iter < 1) fail("--accum_iter must be ≥ 1, got ", a.accum_iter);
   if (!finite_ge0(a.lr)) fail("--lr must be a finite number ≥ 0 (0: from --blr), got ", a.lr);
