@@ -85,6 +85,21 @@ for f in "--gap 1431655765" "--scale 153391690"; do
     --num 2 $f --output "$tmp/out.safetensors"
 done
 
+# a batch larger than the data: training commands say so before allocating for the batch (linprobe used to fill a
+# loader ring for it first: 30 s and 9 GB here); knn, embed and finetune --eval run with a batch of the data's size
+for c in pretrain finetune linprobe; do
+  expect_error "batch-over-data $c" "8 images is fewer than one batch of 1048576" -- timeout -s KILL 15 "$MAE" $c \
+    --data_path "$tmp/idx" --batch_size 1048576 --epochs 1 --output_dir "$tmp/run-$c" --log_dir "$tmp/run-$c" \
+    $([ $c = pretrain ] && echo --model mae_vit_fmnist_small || echo --finetune "$W")
+done
+"$MAE" finetune --finetune "$W" --data_path "$tmp/idx" --batch_size 4 --epochs 1 --output_dir "$tmp/ft" \
+  --log_dir "$tmp/ft" >/dev/null 2>&1
+for c in "knn --checkpoint $W" "embed --checkpoint $W --output $tmp/big.safetensors" \
+  "finetune --eval --resume $tmp/ft/checkpoint-last.safetensors"; do
+  timeout 60 "$MAE" $c --data_path "$tmp/idx" --batch_size 1048576 >"$tmp/big.log" 2>&1 &&
+    passes=$((passes + 1)) || { echo "FAIL $c --batch_size 1048576 on 8 images: $(tail -1 "$tmp/big.log")"; fails=$((fails + 1)); }
+done
+
 # mae convert / mae export: tensors that do not fit the target, an output that exists, a folder that cannot take
 # it. Each must leave no output (nor temp file or folder) behind.
 no_output_left() {  # NAME PATH: PATH and its temp files must not exist

@@ -106,6 +106,8 @@ KnnResult run_knn(const KnnArgs& a) {
       fail("test split: label ", test->label(i), " of ", test->item_name(i), " is outside the train split's ", C,
            " classes (0..", C - 1, "): ", test->description());
 
+  // No batch larger than the larger split: the encoder's activations and the loader's ring are sized by it.
+  const int batch = int(std::max<int64_t>(1, std::min<int64_t>(a.batch_size, std::max(train->size(), test->size()))));
   std::unique_ptr<FrozenEncoder> enc;
   std::string feature, source;
   TransformConfig tc;
@@ -121,7 +123,7 @@ KnnResult run_knn(const KnnArgs& a) {
     source = "no model";
   } else {
     EncoderSpec spec{a.checkpoint, a.model, a.random_init, a.seed, a.device};
-    enc = std::make_unique<FrozenEncoder>(spec, a.batch_size);
+    enc = std::make_unique<FrozenEncoder>(spec, batch);
     check_encoder_fits_data(enc->config(), a.checkpoint.empty() ? "--model " + a.model : a.checkpoint, *train);
     tc = probe_eval_transform(*train, enc->config().img_size, enc->config().in_chans);
     feature = a.global_pool ? "mean of patch tokens" : "cls token";
@@ -130,8 +132,8 @@ KnnResult run_knn(const KnnArgs& a) {
   std::fprintf(stderr, "encoder: %s\n", source.c_str());
   std::fprintf(stderr, "bank: %s\nqueries: %s\n", train->description().c_str(), test->description().c_str());
   const auto t_feat = std::chrono::steady_clock::now();
-  FeatureSet bank = extract_features(enc.get(), *train, tc, a.global_pool, a.batch_size, a.num_workers, "train features");
-  FeatureSet qry = extract_features(enc.get(), *test, tc, a.global_pool, a.batch_size, a.num_workers, "test features");
+  FeatureSet bank = extract_features(enc.get(), *train, tc, a.global_pool, batch, a.num_workers, "train features");
+  FeatureSet qry = extract_features(enc.get(), *test, tc, a.global_pool, batch, a.num_workers, "test features");
   const double feat_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_feat).count();
   l2_normalize_rows(bank.x.data(), bank.n, bank.dim);
   l2_normalize_rows(qry.x.data(), qry.n, qry.dim);

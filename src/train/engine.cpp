@@ -21,6 +21,12 @@ namespace mae {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+void check_one_batch(const Dataset& ds, int batch_size, int world) {
+  if (int64_t(ds.size()) < int64_t(batch_size) * world)
+    fail(ds.description(), ": ", ds.size(), " images is fewer than one batch of ", batch_size,
+         world > 1 ? " × " + std::to_string(world) + " ranks" : std::string(), " (training drops the last partial batch)");
+}
+
 void validate(const RunArgs& a) {
   auto finite_ge0 = [](double v) { return std::isfinite(v) && v >= 0; };
   limits::check_batch_size(a.batch_size);

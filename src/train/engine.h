@@ -22,6 +22,8 @@
 
 namespace mae {
 
+class Dataset;
+
 struct EvalStats {
   double loss = 0, acc1 = 0, acc5 = 0;  // acc5 NaN when undefined (≤ 5 classes)
   int64_t n = 0;
@@ -78,6 +80,10 @@ struct RunResult {
 // The resume target: "auto" → the newest checkpoint in output_dir (or "" with a note), a path as given. Every rank
 // gets rank 0's answer.
 std::string resolve_resume(const RunArgs& a);
+
+// Training drops the last partial batch (drop_last=True, as the official loaders): fails, naming the data, when `ds`
+// holds fewer images than one global batch (--batch_size × ranks). Call it before allocating for the batch.
+void check_one_batch(const Dataset& ds, int batch_size, int world);
 
 // Runs the schedule from the position of --resume (or --start_epoch, or 0) to --epochs / --stop_epoch /
 // --max_steps. Throws mae::Error on bad input and on a non-finite loss (nothing saved after it).

@@ -151,6 +151,7 @@ Setup setup(const FinetuneArgs& a) {
                               " to convert the images (grey ↔ RGB)");
   s.cfg.validate(s.source + " with --input_size " + std::to_string(s.cfg.img_size));
   check_classes(s, a, ref, data_classes);
+  if (!a.eval) check_one_batch(*s.train, a.batch_size, dist::world());  // before the model is built for the batch
   if (!a.eval) s.cc.nb_classes = a.nb_classes > 0 ? a.nb_classes : data_classes;
   s.norm = normalization_for_channels(ref.normalization(), s.cfg.in_chans);
   return s;
@@ -198,9 +199,6 @@ LoaderConfig train_loader_config(const FinetuneArgs& a, const Setup& s) {
   tc.transform.erasing.prob = a.reprob;
   tc.transform.erasing.mode = a.remode;
   tc.transform.erasing.max_count = a.recount;
-  if (int64_t(s.train->size()) < int64_t(a.batch_size) * tc.world)
-    fail(s.train->description(), ": ", s.train->size(), " images is fewer than one batch of ", a.batch_size,
-         tc.world > 1 ? " × " + std::to_string(tc.world) + " ranks" : std::string());
   return tc;
 }
 
@@ -391,10 +389,12 @@ template <class Bk> class FinetuneTask final : public TrainTask {
 template <class Bk> FinetuneResult eval_on(const FinetuneArgs& a, Setup s) {
   FinetuneResult r;
   if (!dist::is_root()) return r;
-  VitClassifier<Bk> model(s.cfg, s.cc, a.batch_size, ModelMode::inference);  // forward only
+  FinetuneArgs ea = a;  // no batch larger than the data (one batch either way: the same figures)
+  ea.batch_size = int(std::max<int64_t>(1, std::min<int64_t>(a.batch_size, int64_t(s.val->size()))));
+  VitClassifier<Bk> model(s.cfg, s.cc, ea.batch_size, ModelMode::inference);  // forward only
   std::vector<float> host(model.params().total);
   init_weights(model, host.data(), s, a);
-  Loader val(*s.val, val_loader_config(a, s));
+  Loader val(*s.val, val_loader_config(ea, s));
   std::fprintf(stderr, "model: %s %s, %s, %zu parameters\n", s.source.c_str(), config_to_json(s.cfg).dump().c_str(),
                classifier_to_json(s.cc).dump().c_str(), count_params(model.params()));
   EvalOutputs out;

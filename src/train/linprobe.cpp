@@ -266,10 +266,7 @@ class LinprobeTask final : public TrainTask {
       loader_ = std::make_unique<Loader>(*p_.train, train_loader_config(a, p_));
       iters_ = loader_->batches_per_epoch();
     }
-    if (iters_ < 1)
-      fail(p_.train->description(), ": ", p_.train->size(), " images is fewer than one batch of ", a.batch_size,
-           dist::world() > 1 ? " × " + std::to_string(dist::world()) + " ranks" : std::string(),
-           " (training drops the last partial batch)");
+    MAE_CHECK(iters_ >= 1, iters_);  // check_one_batch before the task
   }
 
   std::string command() const override { return "linprobe"; }
@@ -410,6 +407,7 @@ LinprobeResult run_linprobe(const LinprobeArgs& a) {
   b.resume = a.eval ? a.resume : resolve_resume(a);  // "auto" once, for the probe's metadata and the run alike
   Probe p = open_probe(b, b.resume);
   if (a.eval) return eval_probe(b, std::move(p), b.resume);
+  check_one_batch(*p.train, b.batch_size, dist::world());  // before the task allocates for the batch
   LinprobeTask task(b, std::move(p));
   const RunResult rr = run_training(b, task);
   LinprobeResult r;

@@ -75,9 +75,7 @@ PretrainData open_data(const PretrainArgs& a) {
   d.lc.transform.channels = d.cfg.in_chans;
   d.lc.transform.train = true;  // RandomResizedCrop(scale 0.2–1, bicubic) + horizontal flip
   d.lc.transform.norm = normalization_for_channels(d.ds->normalization(), d.cfg.in_chans);
-  if (int64_t(d.ds->size()) < int64_t(a.batch_size) * world)
-    fail(d.ds->description(), ": ", d.ds->size(), " images is fewer than one batch of ", a.batch_size,
-         world > 1 ? " × " + std::to_string(world) + " ranks" : std::string());
+  check_one_batch(*d.ds, a.batch_size, world);
   return d;
 }
 
