@@ -72,6 +72,11 @@ for c in "bench" "bench --features" "embed --checkpoint x --output $tmp/e.safete
   "finetune --epochs 1" "linprobe --epochs 1"; do
   expect_error "batch-size-huge $c" "--batch_size must be in \[1, 1048576\], got 2000000000" -- "$MAE" $c --batch_size 2000000000
 done
+expect_error recount-huge "--recount must be in \[1, 256\], got 2147483647" -- "$MAE" finetune --recount 2147483647 --epochs 1
+for v in nan inf; do
+  expect_error "mixup-$v" "--mixup must be a finite number ≥ 0, got $v" -- "$MAE" finetune --mixup $v --epochs 1
+  expect_error "cutmix-$v" "--cutmix must be a finite number ≥ 0, got $v" -- "$MAE" finetune --cutmix $v --epochs 1
+done
 expect_error batch-size-zero "--batch_size must be in \[1, 1048576\], got 0" -- "$MAE" bench --batch_size 0
 "$MAE" init --output "$tmp/grid128.safetensors" --config \
   '{"img_size":2048,"patch_size":16,"in_chans":1,"embed_dim":32,"depth":1,"num_heads":2}' >/dev/null

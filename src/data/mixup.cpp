@@ -9,8 +9,11 @@
 namespace mae {
 
 void validate(const MixupConfig& c) {
-  if (c.mixup_alpha < 0) fail("--mixup must be ≥ 0, got ", c.mixup_alpha);
-  if (c.cutmix_alpha < 0) fail("--cutmix must be ≥ 0, got ", c.cutmix_alpha);
+  // Beta(α, α) parameters: NaN used to switch mixing off silently and ∞ to give a NaN loss.
+  if (!(std::isfinite(c.mixup_alpha) && c.mixup_alpha >= 0))
+    fail("--mixup must be a finite number ≥ 0, got ", c.mixup_alpha);
+  if (!(std::isfinite(c.cutmix_alpha) && c.cutmix_alpha >= 0))
+    fail("--cutmix must be a finite number ≥ 0, got ", c.cutmix_alpha);
   if (!(c.prob >= 0 && c.prob <= 1)) fail("--mixup_prob must be in [0, 1], got ", c.prob);
   if (!(c.switch_prob >= 0 && c.switch_prob <= 1)) fail("--mixup_switch_prob must be in [0, 1], got ", c.switch_prob);
   if (c.mode != "batch") fail("--mixup_mode '", c.mode, "': only 'batch' is supported");

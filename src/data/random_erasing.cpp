@@ -10,7 +10,11 @@ void validate(const RandomErasingConfig& c) {
   if (!(c.prob >= 0 && c.prob <= 1)) fail("--reprob must be in [0, 1], got ", c.prob);
   if (c.mode != "pixel" && c.mode != "rand" && c.mode != "const")
     fail("--remode '", c.mode, "': expected pixel, rand or const");
-  if (c.min_count < 1 || c.max_count < c.min_count) fail("--recount must be ≥ 1, got ", c.max_count);
+  // Each image draws up to max_count boxes of area/count (timm; 1 in every recipe): an upper bound keeps a typo
+  // from turning the loader into a loop of 2^31 boxes per image.
+  constexpr int kMaxCount = 256;
+  if (c.min_count < 1 || c.max_count < c.min_count || c.max_count > kMaxCount)
+    fail("--recount must be in [1, ", kMaxCount, "], got ", c.max_count);
 }
 
 int random_erase(float* img, int C, int H, int W, const RandomErasingConfig& c, Rng& rng, EraseBox* boxes) {
