@@ -156,6 +156,11 @@ TEST(RandAugment, ParsesTimmPolicies) {
   EXPECT_THROW(RandAugmentConfig::parse("original"), Error);
   EXPECT_THROW(RandAugmentConfig::parse("rand-q5"), Error);
   EXPECT_THROW(RandAugmentConfig::parse("rand-m9-w0"), Error);
+  // ranges checked before any cast to int
+  for (const char* p : {"rand-m99999999999", "rand-m101", "rand-n17", "rand-n99999999999", "rand-mstd1e300",
+                        "rand-inc2", "rand-m9-inc0.5"})
+    EXPECT_THROW(RandAugmentConfig::parse(p), Error) << p;
+  EXPECT_EQ(RandAugmentConfig::parse("rand-m100-n16-mstd100-inc0").magnitude, 100);
   EXPECT_STREQ(aug_op_name(AugOp::Posterize, true), "PosterizeIncreasing");
 }
 

@@ -311,14 +311,24 @@ RandAugmentConfig RandAugmentConfig::parse(const std::string& s) {
     char* e = nullptr;
     const double v = std::strtod(val.c_str(), &e);
     if (*e) bad("section '" + sec + "' has a malformed number");
-    if (key == "m") c.magnitude = int(v);
-    else if (key == "n") c.num_ops = int(v);
-    else if (key == "mstd") c.magnitude_std = v;
-    else if (key == "inc") c.increasing = bool(int(v));
+    // Ranges checked on the double, before any cast to int (99999999999 used to overflow it). timm clips the sampled
+    // magnitude to [0, 10] anyway: 100 leaves room for an mmax-style recipe.
+    if (key == "m") {
+      if (!(v >= 0 && v <= 100)) bad("m must be in 0..100");
+      c.magnitude = int(v);
+    } else if (key == "n") {
+      if (!(v >= 0 && v <= 16)) bad("n must be in 0..16");
+      c.num_ops = int(v);
+    } else if (key == "mstd") {
+      if (!(v >= 0 && v <= 100)) bad("mstd must be in 0..100");
+      c.magnitude_std = v;
+    } else if (key == "inc") {
+      if (v != 0 && v != 1) bad("inc must be 0 or 1");
+      c.increasing = v == 1;
+    }
     else if (key == "w") bad("weighted op choice ('w') is not supported");
     else bad("unknown section '" + sec + "'");
   }
-  if (c.num_ops < 0 || c.num_ops > 16) bad("n must be in 0..16");
   return c;
 }
 
