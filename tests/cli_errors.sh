@@ -77,6 +77,8 @@ for v in nan inf; do
   expect_error "mixup-$v" "--mixup must be a finite number ≥ 0, got $v" -- "$MAE" finetune --mixup $v --epochs 1
   expect_error "cutmix-$v" "--cutmix must be a finite number ≥ 0, got $v" -- "$MAE" finetune --cutmix $v --epochs 1
 done
+expect_error omp-num-threads-huge "OMP_NUM_THREADS=100000 asks for 100000 threads; at most 1024" -- env OMP_NUM_THREADS=100000 \
+  "$MAE" bench --model mae_vit_fmnist_small --batch_size 2 --steps 1 --warmup 0  # libgomp crashed starting them
 expect_error batch-size-zero "--batch_size must be in \[1, 1048576\], got 0" -- "$MAE" bench --batch_size 0
 "$MAE" init --output "$tmp/grid128.safetensors" --config \
   '{"img_size":2048,"patch_size":16,"in_chans":1,"embed_dim":32,"depth":1,"num_heads":2}' >/dev/null

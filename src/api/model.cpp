@@ -66,6 +66,7 @@ class ModelImpl final : public Model {
     if (o.max_queue < 1 || o.max_queue > kMaxQueue) fail("max_queue must be in [1, ", kMaxQueue, "], got ", o.max_queue);
     if (o.threads < 0 || o.threads > limits::kThreads)
       fail("threads must be in [0, ", limits::kThreads, "], got ", o.threads);
+    if (o.threads == 0) limits::check_default_threads();
     if (!(o.timeout_s >= 0)) fail("timeout_s must be ≥ 0, got ", o.timeout_s);
     reject_probe_checkpoint(path, "model");
     const LoadedWeights probe = load_weights_any(path, o.model);

@@ -2,7 +2,10 @@
 // the sizes it is given in 64 bits against these before allocating, and its error names the file and the limit.
 // Model configs have their own bounds (model/config.cpp: grid, widths, depth, parameter count).
 #pragma once
+#include <omp.h>
+
 #include <cstdint>
+#include <cstdlib>
 
 #include "core/error.h"
 
@@ -37,6 +40,16 @@ constexpr int kLoaderWorkers = 256;
 
 inline void check_batch_size(int64_t n) {
   if (n < 1 || n > kBatchImages) fail("--batch_size must be in [1, ", kBatchImages, "], got ", n);
+}
+
+// Where no thread count is given (--threads 0, the API's threads 0) OpenMP takes OMP_NUM_THREADS: the same bound,
+// checked before the first parallel region (libgomp crashed starting 100000 threads).
+inline void check_default_threads() {
+  if (const int n = omp_get_max_threads(); n > kThreads) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    fail("OMP_NUM_THREADS=", env ? env : "?", " asks for ", n, " threads; at most ", kThreads,
+         " (set it lower, or give --threads)");
+  }
 }
 
 inline void check_num_workers(int n) {
