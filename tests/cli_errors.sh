@@ -79,6 +79,10 @@ for v in nan inf; do
 done
 expect_error omp-num-threads-huge "OMP_NUM_THREADS=100000 asks for 100000 threads; at most 1024" -- env OMP_NUM_THREADS=100000 \
   "$MAE" bench --model mae_vit_fmnist_small --batch_size 2 --steps 1 --warmup 0  # libgomp crashed starting them
+for c in finetune linprobe; do  # (the classifier's head used to reach the allocator: "out of memory", ASan's abort)
+  expect_error "nb-classes-huge $c" "--nb_classes must be in \[1, 1048576\] \(0: from the data\), got 2147483647" -- \
+    "$MAE" $c --nb_classes 2147483647 --epochs 1
+done
 expect_error batch-size-zero "--batch_size must be in \[1, 1048576\], got 0" -- "$MAE" bench --batch_size 0
 "$MAE" init --output "$tmp/grid128.safetensors" --config \
   '{"img_size":2048,"patch_size":16,"in_chans":1,"embed_dim":32,"depth":1,"num_heads":2}' >/dev/null

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/rng.h"
 #include "model/pos_embed.h"
 #include "ops/backend.h"
@@ -54,7 +55,8 @@ VitClassifier<Bk>::VitClassifier(const ModelConfig& cfg, const ClassifierConfig&
     : cfg_(cfg), cc_(cc), mode_(mode), B_(batch) {
   cfg_.validate("model");
   check_batch_rows(batch, 1 + int64_t(cfg_.num_patches()));
-  if (cc.nb_classes < 1) fail("--nb_classes must be ≥ 1, got ", cc.nb_classes);
+  if (cc.nb_classes < 1 || cc.nb_classes > limits::kClasses)
+    fail("--nb_classes must be in [1, ", limits::kClasses, "], got ", cc.nb_classes);
   if (!(cc.drop_path >= 0 && cc.drop_path < 1)) fail("--drop_path must be in [0, 1), got ", cc.drop_path);
   plist_ = make_vit_params(cfg_, cc_);
   L_ = cfg_.num_patches(), D_ = cfg_.embed_dim, NC_ = cc.nb_classes;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -37,7 +38,8 @@ void validate_model_flags(const FinetuneArgs& a) {
   if (!(std::isfinite(a.weight_decay) && a.weight_decay >= 0)) fail("--weight_decay must be ≥ 0, got ", a.weight_decay);
   if (!(a.layer_decay > 0 && a.layer_decay <= 1)) fail("--layer_decay must be in (0, 1], got ", a.layer_decay);
   if (!(a.drop_path >= 0 && a.drop_path < 1)) fail("--drop_path must be in [0, 1), got ", a.drop_path);
-  if (a.nb_classes < 0) fail("--nb_classes must be ≥ 1, got ", a.nb_classes);
+  if (a.nb_classes < 0 || a.nb_classes > limits::kClasses)
+    fail("--nb_classes must be in [1, ", limits::kClasses, "] (0: from the data), got ", a.nb_classes);
   if (a.input_size < 0 || a.in_chans < 0) fail("--input_size and --in_chans must be ≥ 0");
   if (a.in_chans != 0 && a.in_chans != 1 && a.in_chans != 3) fail("--in_chans must be 1 or 3, got ", a.in_chans);
   MixupConfig m = mixup_config(a, 1);

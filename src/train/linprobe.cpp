@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -401,7 +402,8 @@ LinprobeResult eval_probe(const LinprobeArgs& a, Probe p, const std::string& res
 LinprobeResult run_linprobe(const LinprobeArgs& a) {
   if (a.batch_size < 2) fail("--batch_size must be ≥ 2 (BatchNorm needs more than one sample), got ", a.batch_size);
   if (!(std::isfinite(a.weight_decay) && a.weight_decay >= 0)) fail("--weight_decay must be ≥ 0");
-  if (a.nb_classes < 0) fail("--nb_classes must be ≥ 1 (or 0: from the data), got ", a.nb_classes);
+  if (a.nb_classes < 0 || a.nb_classes > limits::kClasses)
+    fail("--nb_classes must be in [1, ", limits::kClasses, "] (0: from the data), got ", a.nb_classes);
   if (!a.eval) validate(a);
   LinprobeArgs b = a;
   b.resume = a.eval ? a.resume : resolve_resume(a);  // "auto" once, for the probe's metadata and the run alike
