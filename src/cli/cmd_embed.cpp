@@ -65,7 +65,7 @@ void run_embed(const EmbedArgs& a) {
 
   const std::string what = a.global_pool ? "mean of the patch tokens of the latent after the encoder's norm"
                                          : "cls token of the latent after the encoder's norm";
-  auto model = pt.make_model(int(std::max<size_t>(1, std::min<size_t>(a.batch_size, N))), 0.0, dev);
+  auto model = pt.make_model(limits::batch_within(a.batch_size, N), 0.0, dev);
   Progress progress;
   const auto t0 = std::chrono::steady_clock::now();
   auto report = [&](size_t done, size_t total) {

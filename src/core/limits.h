@@ -4,6 +4,7 @@
 #pragma once
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 
@@ -40,6 +41,12 @@ constexpr int kLoaderWorkers = 256;
 
 inline void check_batch_size(int64_t n) {
   if (n < 1 || n > kBatchImages) fail("--batch_size must be in [1, ", kBatchImages, "], got ", n);
+}
+
+// The batch a command that only reads `items` images runs (embed, knn, finetune --eval): a checked --batch_size
+// (check_batch_size), no larger than the data, which the model's activations and the loader's ring are sized by.
+inline int batch_within(int batch, uint64_t items) {
+  return int(std::max<uint64_t>(1, std::min<uint64_t>(uint64_t(batch), items)));
 }
 
 // Where no thread count is given (--threads 0, the API's threads 0) OpenMP takes OMP_NUM_THREADS: the same bound,

@@ -106,8 +106,7 @@ KnnResult run_knn(const KnnArgs& a) {
       fail("test split: label ", test->label(i), " of ", test->item_name(i), " is outside the train split's ", C,
            " classes (0..", C - 1, "): ", test->description());
 
-  // No batch larger than the larger split: the encoder's activations and the loader's ring are sized by it.
-  const int batch = int(std::max<int64_t>(1, std::min<int64_t>(a.batch_size, std::max(train->size(), test->size()))));
+  const int batch = limits::batch_within(a.batch_size, std::max(train->size(), test->size()));
   std::unique_ptr<FrozenEncoder> enc;
   std::string feature, source;
   TransformConfig tc;

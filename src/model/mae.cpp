@@ -148,7 +148,7 @@ template <class T> void init_mae_weights(const ModelConfig& cfg, const ParamList
 
 template <class Bk> void MaeModel<Bk>::init(uint64_t seed) {
   MAE_CHECK(own_params_, "MaeModel::init on a model whose weights are shared");
-  std::vector<T> staging(plist_.total, T(0));  // initialised on the host, uploaded once (a copy on the CPU)
+  std::vector<T> staging(plist_.total);  // initialised on the host, uploaded once (a copy on the CPU)
   init_mae_weights(cfg_, plist_, seed, staging.data());
   Bk::upload(params_, staging.data(), staging.size());
 }

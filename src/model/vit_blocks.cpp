@@ -68,8 +68,7 @@ template <class Bk> double BlockStack<Bk>::block_rate(int i) const {
 }
 
 template <class Bk> void BlockStack<Bk>::plan(ArenaRequests<T>& req, int batch, int Tn, ModelMode mode) {
-  check_batch_rows(batch, Tn);
-  batch_ = batch, Tn_ = Tn;
+  batch_ = batch, Tn_ = Tn;  // rows checked by the owner before it allocated anything (check_batch_rows)
   const size_t N = size_t(batch) * Tn, D = D_, Hd = hidden_;
   // Inference: one set for all blocks (block i reads x = block i−1's xout for norm1 and the first residual, both
   // before it writes its own xout: aliasing them is safe).

@@ -392,7 +392,7 @@ template <class Bk> FinetuneResult eval_on(const FinetuneArgs& a, Setup s) {
   FinetuneResult r;
   if (!dist::is_root()) return r;
   FinetuneArgs ea = a;  // no batch larger than the data (one batch either way: the same figures)
-  ea.batch_size = int(std::max<int64_t>(1, std::min<int64_t>(a.batch_size, int64_t(s.val->size()))));
+  ea.batch_size = limits::batch_within(a.batch_size, s.val->size());
   VitClassifier<Bk> model(s.cfg, s.cc, ea.batch_size, ModelMode::inference);  // forward only
   std::vector<float> host(model.params().total);
   init_weights(model, host.data(), s, a);
